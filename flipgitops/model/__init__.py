@@ -1,0 +1,1 @@
+"""Data only: frozen pydantic models shared by every layer."""

@@ -1,0 +1,1 @@
+"""The embedded sandbox: a local AWS emulator and local trust hosts, for demo and tests."""
