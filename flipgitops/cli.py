@@ -67,7 +67,11 @@ def env_option(fn: F) -> F:
 
 def format_option(fn: F) -> F:
     return click.option(
-        "--format", "fmt", type=FORMATS, default="text", show_default=True,
+        "--format",
+        "fmt",
+        type=FORMATS,
+        default="text",
+        show_default=True,
         help="text for terminals, markdown for PR comments, json for machines/artifacts.",
     )(fn)
 
@@ -92,7 +96,9 @@ def main(verbose: int) -> None:
       flipgitops demo                          # all of it against a local sandbox
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()
@@ -112,10 +118,15 @@ def validate(paths: tuple[Path, ...], fmt: str) -> None:
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale.")
 @click.option(
-    "--path", "schema_path", type=click.Path(path_type=Path),
-    default=Path("schemas/flip-environment.schema.json"), show_default=True,
+    "--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale."
+)
+@click.option(
+    "--path",
+    "schema_path",
+    type=click.Path(path_type=Path),
+    default=Path("schemas/flip-environment.schema.json"),
+    show_default=True,
 )
 @handle_errors
 def schema(check: bool, schema_path: Path) -> None:
@@ -146,47 +157,94 @@ def observe(env: str, fmt: str, no_hosts: bool) -> None:
 @main.command()
 @env_option
 @format_option
-@click.option("--base", metavar="REV", help="Also show the manifest change from git REV to the working tree.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the JSON plan (the artifact apply --plan consumes).")
+@click.option(
+    "--base", metavar="REV", help="Also show the manifest change from git REV to the working tree."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Write the JSON plan (the artifact apply --plan consumes).",
+)
 @click.option("--prune", is_flag=True, help="Plan removal of live trusts absent from the manifest.")
 @click.option("--allow", multiple=True, metavar="ID", help="Mark an overridable guard as accepted.")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
 @handle_errors
-def plan(env: str, fmt: str, base: str | None, out: Path | None, prune: bool,
-         allow: tuple[str, ...], fl_quiesced: bool) -> None:
+def plan(
+    env: str,
+    fmt: str,
+    base: str | None,
+    out: Path | None,
+    prune: bool,
+    allow: tuple[str, ...],
+    fl_quiesced: bool,
+) -> None:
     """Diff the manifest against live state and show ordered actions and guards.
 
     Exit 0 no changes, 2 changes, 3 blocked by a guard, 1 error.
     """
     from flipgitops.engine.planning import run_plan
 
-    code = run_plan(env, fmt=fmt, base=base, out=out, prune=prune, allow=frozenset(allow),
-                    fl_quiesced=fl_quiesced, color=_color(), echo=click.echo)
+    code = run_plan(
+        env,
+        fmt=fmt,
+        base=base,
+        out=out,
+        prune=prune,
+        allow=frozenset(allow),
+        fl_quiesced=fl_quiesced,
+        color=_color(),
+        echo=click.echo,
+    )
     sys.exit(code)
 
 
 @main.command()
 @env_option
-@click.option("--plan", "plan_file", type=click.Path(exists=True, path_type=Path),
-              help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--allow", multiple=True, metavar="ID", help="Allow an overridable guard (never FG002).")
+@click.option(
+    "--allow", multiple=True, metavar="ID", help="Allow an overridable guard (never FG002)."
+)
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
-@click.option("--dry-run", is_flag=True, help="Ansible check mode and terraform plan only; change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Ansible check mode and terraform plan only; change nothing."
+)
 @click.option("--prune", is_flag=True, help="Remove live trusts absent from the manifest.")
 @format_option
 @handle_errors
-def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
-          fl_quiesced: bool, dry_run: bool, prune: bool, fmt: str) -> None:
+def apply(
+    env: str,
+    plan_file: Path | None,
+    yes: bool,
+    allow: tuple[str, ...],
+    fl_quiesced: bool,
+    dry_run: bool,
+    prune: bool,
+    fmt: str,
+) -> None:
     """Lock the environment, execute the plan wave by wave, journal it, re-observe.
 
     Exit 0 converged, 1 failed (what completed is reported), 3 blocked, 4 lock held.
     """
     from flipgitops.engine.apply import run_apply
 
-    code = run_apply(env, plan_file=plan_file, yes=yes, allow=frozenset(allow),
-                     fl_quiesced=fl_quiesced, dry_run=dry_run, prune=prune, fmt=fmt,
-                     color=_color(), echo=click.echo)
+    code = run_apply(
+        env,
+        plan_file=plan_file,
+        yes=yes,
+        allow=frozenset(allow),
+        fl_quiesced=fl_quiesced,
+        dry_run=dry_run,
+        prune=prune,
+        fmt=fmt,
+        color=_color(),
+        echo=click.echo,
+    )
     sys.exit(code)
 
 
