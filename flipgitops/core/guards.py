@@ -9,7 +9,6 @@ database.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Sequence
 
 from flipgitops.core.diff import (
@@ -26,12 +25,11 @@ from flipgitops.core.terraform_plan import (
     TerraformPlanFormatError,
     parse_plan,
 )
+from flipgitops.core.validate import is_immutable_tag
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.observed import ObservedState
 from flipgitops.model.plan import Action, ActionKind, PlanOptions, Violation
 
-# Accepted immutable tags: vX.Y.Z with an optional pre-release, or sha-<7 hex>.
-IMMUTABLE_TAG_RE = re.compile(r"^(v\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?|sha-[0-9a-f]{7})$")
 FLOATING_TAGS = frozenset({"latest", "stag", "stage", "staging", "prod", "production", "main",
                            "master", "dev", "develop", "stable", "edge", "nightly"})
 NEVER_OVERRIDABLE = frozenset({"FG002"})
@@ -201,7 +199,7 @@ def fg005(d: Manifest) -> Iterator[Violation]:
         return
     for field in ("hub_tag", "fl_tag"):
         tag = getattr(d.hub.images, field)
-        if IMMUTABLE_TAG_RE.match(tag):
+        if is_immutable_tag(tag):
             continue
         kind = "a floating tag" if tag.lower() in FLOATING_TAGS else "not an immutable tag"
         yield _v("FG005", f"hub.images.{field}",

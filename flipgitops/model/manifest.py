@@ -93,8 +93,10 @@ class Cognito(Strict):
 
 
 class Hub(Strict):
-    domain: str
-    fl_backend: Literal["nvflare", "flower"] = "nvflare"
+    domain: str = Field(description="The hub's public domain, e.g. app.flip.aicentre.co.uk.")
+    fl_backend: Literal["nvflare", "flower"] = Field(
+        default="nvflare", description="Federated learning framework the hub runs."
+    )
     images: Images
     ecs: Ecs = Ecs()
     secret: str = Field(default="FLIP_API", description="Secrets Manager secret the hub reads.")
@@ -137,12 +139,20 @@ TrustState = Literal["active", "paused", "decommissioned"]
 
 class Trust(Strict):
     name: str = Field(description="Unique; the hub's TRUST_NAMES entry.")
-    kind: TrustKind
+    kind: TrustKind = Field(
+        description="on-prem and aws trusts need a host; tre trusts get hub-side actions only."
+    )
     public_ip: str = Field(
         description="The trust's public egress IP; one /32 NLB ingress rule."
     )
-    fl_kit_slot: str
-    state: TrustState = "active"
+    fl_kit_slot: str = Field(
+        description="FL participant kit delivered to <flip_root>/services/<slot>; unique."
+    )
+    state: TrustState = Field(
+        default="active",
+        description="paused trusts keep running but are left behind by upgrades; "
+        "decommissioned trusts are stopped and removed from the hub.",
+    )
     credentials_generation: int = Field(
         default=1, ge=1, description="Bump to rotate this trust's TRUST_API_KEY."
     )
@@ -161,7 +171,7 @@ class Policy(Strict):
 class Manifest(Strict):
     """One environment, as reviewed in git."""
 
-    version: Literal[1]
+    version: Literal[1] = Field(description="Manifest format version; always 1.")
     environment: str = Field(description="Must equal the file's stem.")
     aws: AwsConfig
     state: StateConfig
