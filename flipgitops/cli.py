@@ -96,6 +96,9 @@ def main(verbose: int) -> None:
       flipgitops demo                          # all of it against a local sandbox
     """
     level = logging.WARNING - 10 * verbose
+    # botocore at DEBUG logs raw response bodies (secret values included): never below INFO.
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
     )
