@@ -207,6 +207,7 @@ def _execute(
             suppress_output_file=True,
             timeout=RUN_TIMEOUT_SECONDS,
             event_handler=on_event,
+            binary=_ansible_playbook(),
         )
     except Exception as exc:  # ansible-runner raises bare exceptions for setup problems
         raise HostError(f"ansible-runner could not run {playbook}: {type(exc).__name__}") from None
@@ -370,6 +371,13 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def _ansible_playbook() -> str:
+    """The ansible-playbook installed beside this interpreter, so flipgitops works when run
+    as ``.venv/bin/python -m flipgitops`` without the venv on PATH; else PATH's."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    return str(beside) if beside.exists() else "ansible-playbook"
 
 
 def _envvars(pdd: Path, control_dir: Path) -> dict[str, str]:

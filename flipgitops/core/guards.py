@@ -78,7 +78,10 @@ def _live_tag(observed: ObservedState, role: str) -> str | None:
 def fg001(d: Manifest, o: ObservedState, actions: tuple[Action, ...]) -> Iterator[Violation]:
     images = d.hub.images
     hub_moving = _live_tag(o, "flip_api") not in (None, images.hub_tag)
-    fl_moving = any(_live_tag(o, r) not in (None, images.fl_tag) for r in FL_ROLES)
+    # The FL version moves when every live FL service is off the desired tag; one drifted
+    # service (a hand-made hotfix) is drift to restore, not an upgrade.
+    fl_live = [t for t in (_live_tag(o, r) for r in FL_ROLES) if t is not None]
+    fl_moving = bool(fl_live) and all(t != images.fl_tag for t in fl_live)
     if d.policy.lockstep_fl_images and hub_moving != fl_moving:
         moving, staying = ("hub_tag", "fl_tag") if hub_moving else ("fl_tag", "hub_tag")
         yield _v("FG001", "hub.images",

@@ -23,6 +23,7 @@ from tests.builders import (
     with_host_tags,
     with_hub_tags,
     with_stack_stopped,
+    with_service,
     with_unmanaged_trust,
 )
 
@@ -64,6 +65,17 @@ def test_fg001_fl_tag_alone() -> None:
     assert v.target == "hub.images"
     assert "fl_tag changes but hub_tag does not" in v.message
     assert "--allow FG001" in v.how_to_proceed
+
+
+def test_fg001_one_drifted_fl_service_is_drift_not_an_upgrade() -> None:
+    # fl-server hotfixed by hand: restoring it alone must not read as "fl_tag moves"...
+    live = manifest(2)
+    drifted = with_service(observed_matching(live), "fl_server", tag="v2.3.0-hotfix1")
+    assert fired(plan(live, drifted, QUIET), "FG001") == []
+    # ...and a hub_tag-only bump on that hub is still a lockstep violation.
+    bumped = manifest(2, hub_tag="v2.4.0")
+    [v] = fired(plan(bumped, drifted, QUIET), "FG001")
+    assert "hub_tag changes but fl_tag does not" in v.message
 
 
 def test_fg001_hub_tag_alone_and_lockstep_off() -> None:
