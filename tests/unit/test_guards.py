@@ -22,8 +22,8 @@ from tests.builders import (
     with_account,
     with_host_tags,
     with_hub_tags,
-    with_stack_stopped,
     with_service,
+    with_stack_stopped,
     with_unmanaged_trust,
 )
 
