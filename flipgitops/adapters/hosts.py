@@ -207,7 +207,6 @@ def _execute(
             suppress_output_file=True,
             timeout=RUN_TIMEOUT_SECONDS,
             event_handler=on_event,
-            binary=_ansible_playbook(),
         )
     except Exception as exc:  # ansible-runner raises bare exceptions for setup problems
         raise HostError(f"ansible-runner could not run {playbook}: {type(exc).__name__}") from None
@@ -373,16 +372,17 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _ansible_playbook() -> str:
-    """The ansible-playbook installed beside this interpreter, so flipgitops works when run
-    as ``.venv/bin/python -m flipgitops`` without the venv on PATH; else PATH's."""
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    return str(beside) if beside.exists() else "ansible-playbook"
+def _path_with_interpreter_bin() -> str:
+    """PATH with this interpreter's bin dir first, so ansible-runner finds the
+    ansible-playbook installed beside flipgitops even when it is run as
+    ``.venv/bin/python -m flipgitops`` without the venv on PATH."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def _envvars(pdd: Path, control_dir: Path) -> dict[str, str]:
     """Pin Ansible's behaviour: our config only, all its scratch space inside ``pdd``."""
     return {
+        "PATH": _path_with_interpreter_bin(),
         "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
         "ANSIBLE_LIBRARY": str(ANSIBLE_DIR / "library"),
         "ANSIBLE_ROLES_PATH": str(ANSIBLE_DIR / "roles"),
