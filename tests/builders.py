@@ -49,9 +49,11 @@ AES_HASH = hashlib.sha256(b"fake-aes-key").hexdigest()
 TRUST_STACK = ("trust-api", "imaging-api", "data-access-api")
 
 
-def key_hash(name: str, generation: int = 1) -> str:
-    """The fake sha256 of trust ``name``'s API key of ``generation``."""
-    return hashlib.sha256(f"key:{name}:{generation}".encode()).hexdigest()
+def key_hash(name: str, generation: int = 1, database_generation: int = 1) -> str:
+    """The fake sha256 of trust ``name``'s API key of ``generation`` (minted for
+    ``database_generation``: a recreated database gives every trust a new key)."""
+    db = "" if database_generation == 1 else f":db{database_generation}"
+    return hashlib.sha256(f"key:{name}:{generation}{db}".encode()).hexdigest()
 
 
 def trust_ip(index: int) -> str:
@@ -171,7 +173,8 @@ def matching_host(m: Manifest, t: Trust) -> ObservedHost:
         kit_present=True,
         env_file_present=True,
         env_file_mode="0600",
-        trust_api_key_sha256=key_hash(t.name, t.credentials_generation),
+        trust_api_key_sha256=key_hash(t.name, t.credentials_generation,
+                                      m.hub.database.generation),
         aes_key_sha256=AES_HASH,
         trust_name=t.name,
         hub_url=f"https://{m.hub.domain}/api",
@@ -234,9 +237,15 @@ def observed_matching(m: Manifest) -> ObservedState:
                 version_id="v1",
                 trust_names=tuple(t.name for t in present),
                 trust_api_key_hashes={
-                    t.name: key_hash(t.name, t.credentials_generation) for t in present
+                    t.name: key_hash(t.name, t.credentials_generation, hub.database.generation)
+                    for t in present
                 },
                 credentials_generations={t.name: t.credentials_generation for t in present},
+                # Absent means 1, as in a hub registered before this key existed.
+                database_generations=(
+                    {t.name: hub.database.generation for t in present}
+                    if hub.database.generation != 1 else {}
+                ),
                 aes_key_sha256=AES_HASH,
             ),
             services=services,
@@ -378,7 +387,7 @@ def with_rule_ip(o: ObservedState, name: str, ip: str) -> ObservedState:
 
 
 def unregistered(o: ObservedState, name: str) -> ObservedState:
-    """Remove the trust from the hub secret (name, hash, generation, previous hash)."""
+    """Remove the trust from the hub secret (name, hash, generations, previous hash)."""
     s = o.hub.secret
     return with_secret(
         o,
@@ -388,6 +397,7 @@ def unregistered(o: ObservedState, name: str) -> ObservedState:
         credentials_generations={
             k: v for k, v in s.credentials_generations.items() if k != name
         },
+        database_generations={k: v for k, v in s.database_generations.items() if k != name},
     )
 
 
@@ -455,23 +465,36 @@ def _sim_secret(m: Manifest, o: ObservedState, a: Any) -> ObservedState:
     names = list(s.trust_names)
     hashes, previous = dict(s.trust_api_key_hashes), dict(s.previous_key_hashes)
     generations = dict(s.credentials_generations)
+    db_gens = dict(s.database_generations)
+    # Keys are minted for the database generation the escrow action was planned with: the
+    # manifest's, or the live one when the manifest lags.
+    db_target = max(m.hub.database.generation, o.hub.database.generation or 1)
+    before = (names[:], dict(hashes), dict(previous), dict(generations), dict(db_gens))
     for name in a.params.get("register", []):
         t = m.trust(name)
         generation = t.credentials_generation if t else 1
-        new = key_hash(name, generation)
+        new = key_hash(name, generation, db_target)
         if name in hashes and hashes[name] != new:
             previous[name] = hashes[name]
-        hashes[name], generations[name] = new, generation
+        hashes[name], generations[name], db_gens[name] = new, generation, db_target
         if name not in names:
             names.append(name)
     for name in a.params.get("deregister", []):
         names = [n for n in names if n != name]
-        for d in (hashes, previous, generations):
+        for d in (hashes, previous, generations, db_gens):
             d.pop(name, None)
     for name in a.params.get("drop_previous", []):
         previous.pop(name, None)
+    changed = before != (names, hashes, previous, generations, db_gens)
     return with_secret(o, trust_names=tuple(names), trust_api_key_hashes=hashes,
-                       previous_key_hashes=previous, credentials_generations=generations)
+                       previous_key_hashes=previous, credentials_generations=generations,
+                       database_generations=db_gens,
+                       redeploy_pending=s.redeploy_pending or changed)
+
+
+def _sim_redeploy(m: Manifest, o: ObservedState, a: Any) -> ObservedState:
+    """The executor clears the secret's redeploy marker once flip-api was redeployed."""
+    return with_secret(o, redeploy_pending=False)
 
 
 def _sim_deploy(m: Manifest, o: ObservedState, a: Any) -> ObservedState:
@@ -506,7 +529,8 @@ def _sim_host(m: Manifest, o: ObservedState, a: Any) -> ObservedState:
     if a.kind == "host.deliver":
         return with_host(
             o, name, kit_present=True, env_file_present=True, env_file_mode="0600",
-            trust_api_key_sha256=key_hash(name, a.params["generation"]),
+            trust_api_key_sha256=key_hash(name, a.params["generation"],
+                                          o.hub.secret.database_generation(name)),
             aes_key_sha256=o.hub.secret.aes_key_sha256, trust_name=name,
             docker_tag=a.params["docker_tag"], docker_fl_tag=a.params["docker_fl_tag"],
         )
@@ -533,7 +557,7 @@ def _sim_database(m: Manifest, o: ObservedState, a: Any) -> ObservedState:
 _SIMULATORS: dict[str, Any] = {
     "credentials.escrow": _sim_noop,
     "hub_secret.update": _sim_secret,
-    "hub.redeploy": _sim_noop,
+    "hub.redeploy": _sim_redeploy,
     "hub.deploy_image": _sim_deploy,
     "allowlist.update": _sim_allowlist,
     "terraform.apply": _sim_terraform,

@@ -39,8 +39,13 @@ REGISTRY_KEYS = (
     "trust_api_key_hashes",
     "trust_api_key_hashes_previous",
     "flipgitops_credentials_generations",
+    "flipgitops_database_generations",
+    "flipgitops_redeploy_pending",
 )
 AES_KEY = "aes_key"
+CREDENTIALS_GENERATIONS = "flipgitops_credentials_generations"
+DATABASE_GENERATIONS = "flipgitops_database_generations"
+REDEPLOY_PENDING = "flipgitops_redeploy_pending"
 
 
 def sha256_hex(value: str) -> str:
@@ -102,6 +107,16 @@ def _json_field(data: dict[str, Any], key: str, kind: type) -> Any:
 Registry = tuple[list[str], dict[str, str], dict[str, str], dict[str, int]]
 
 
+def _int_map(data: dict[str, Any], key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, v in _json_field(data, key, dict).items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            out[str(k)] = v
+        elif isinstance(v, str) and v.isdigit():
+            out[str(k)] = int(v)
+    return out
+
+
 def registry(data: dict[str, Any]) -> Registry:
     """(trust_names, hashes, previous hashes, generations) from a hub secret dict."""
     names = [str(n) for n in _json_field(data, "trust_names", list)]
@@ -110,11 +125,20 @@ def registry(data: dict[str, Any]) -> Registry:
         str(k): str(v)
         for k, v in _json_field(data, "trust_api_key_hashes_previous", dict).items()
     }
-    generations: dict[str, int] = {}
-    for k, v in _json_field(data, "flipgitops_credentials_generations", dict).items():
-        if isinstance(v, int) or (isinstance(v, str) and v.isdigit()):
-            generations[str(k)] = int(v)
-    return names, hashes, previous, generations
+    return names, hashes, previous, _int_map(data, CREDENTIALS_GENERATIONS)
+
+
+def registry_database_generations(data: dict[str, Any]) -> dict[str, int]:
+    """Trust name -> database generation its key was minted for. A separate key, so the
+    int-valued credentials generations older flipgitops versions wrote keep their form;
+    a trust missing here was registered at database generation 1."""
+    return _int_map(data, DATABASE_GENERATIONS)
+
+
+def redeploy_pending(data: dict[str, Any]) -> bool:
+    """Whether a registry change was written that flip-api has not been redeployed for."""
+    value = data.get(REDEPLOY_PENDING)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def get_secret(clients: Clients, name: str, version_id: str | None = None) -> Any:
@@ -155,6 +179,8 @@ def observe_secret(clients: Clients, name: str) -> ObservedSecret:
         trust_api_key_hashes=hashes,
         previous_key_hashes=previous,
         credentials_generations=generations,
+        database_generations=registry_database_generations(data),
+        redeploy_pending=redeploy_pending(data),
         aes_key_sha256=sha256_hex(aes) if isinstance(aes, str) else None,
         other_keys={
             k: mask(v) for k, v in sorted(data.items()) if k not in (*REGISTRY_KEYS, AES_KEY)

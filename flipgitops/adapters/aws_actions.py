@@ -13,7 +13,8 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flipgitops.adapters.aws import (
+    DATABASE_GENERATIONS,
     GENERATION_TAG,
+    REDEPLOY_PENDING,
     app_container,
     db_tags,
     describe_db,
@@ -31,6 +34,7 @@ from flipgitops.adapters.aws import (
     image_tag,
     parse_secret,
     registry,
+    registry_database_generations,
     rules_on_port,
     service_names,
     with_tag,
@@ -53,6 +57,15 @@ RESET_DB_COMMAND = ("uv", "run", "python", "-m", "flip_api.scripts.reset_db")
 
 def escrow_parameter(env: str, trust: str) -> str:
     return f"/flipgitops/{env}/trusts/{trust}/api-key"
+
+
+@dataclass(frozen=True)
+class EscrowedKey:
+    """One trust's escrowed key and the generations it was minted for."""
+
+    generation: int
+    database_generation: int
+    api_key: str = field(repr=False)
 
 
 def _cidr(value: str) -> str:
@@ -81,8 +94,8 @@ class AwsActions:
 
     # --- credentials escrow (SSM) ---------------------------------------------------------
 
-    def escrowed_key(self, trust: str) -> tuple[int, str] | None:
-        """(generation, key) escrowed for ``trust``, or None when nothing is escrowed."""
+    def escrow_record(self, trust: str) -> EscrowedKey | None:
+        """What is escrowed for ``trust``, or None when nothing is escrowed."""
         name = escrow_parameter(self.env, trust)
         resp = call(
             lambda: self.clients.ssm.get_parameter(Name=name, WithDecryption=True),
@@ -93,35 +106,53 @@ class AwsActions:
             return None
         try:
             data = json.loads(resp["Parameter"].get("Value", ""))
-            return int(data["generation"]), str(data["api_key"])
-        except (ValueError, KeyError, TypeError):
+            return EscrowedKey(
+                int(data["generation"]),
+                int(data.get("database_generation", 1)),
+                str(data["api_key"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise AwsError(
                 f"escrowed credentials {name} are not flipgitops JSON "
                 '({"generation": N, "api_key": ...}); fix or delete the parameter'
             ) from None
 
-    def ensure_escrowed_key(self, trust: str, generation: int) -> str:
-        """The trust's key for ``generation``: the escrowed one, or a fresh one escrowed first.
+    def escrowed_key(self, trust: str) -> tuple[int, str] | None:
+        """(credentials generation, key) escrowed for ``trust``, or None."""
+        found = self.escrow_record(trust)
+        return None if found is None else (found.generation, found.api_key)
+
+    def ensure_escrowed_key(
+        self, trust: str, generation: int, database_generation: int = 1
+    ) -> str:
+        """The trust's key for (``generation``, ``database_generation``): the escrowed one,
+        or a fresh one escrowed first. A recreated database gets new keys for every trust
+        at the same credentials generation, hence both numbers must match to reuse a key.
 
         Escrow happens before the hub learns the hash, so a crash between the two never
         leaves the hub accepting a key nobody holds.
         """
-        current = self.escrowed_key(trust)
-        if current is not None and current[0] == generation:
-            return current[1]
+        current = self.escrow_record(trust)
+        if current is not None and (current.generation, current.database_generation) == (
+            generation, database_generation
+        ):
+            return current.api_key
         key = secrets.token_urlsafe(32)
         name = escrow_parameter(self.env, trust)
+        value = {"generation": generation, "database_generation": database_generation,
+                 "api_key": key}
         must(
             lambda: self.clients.ssm.put_parameter(
                 Name=name,
                 Type="SecureString",
-                Value=json.dumps({"generation": generation, "api_key": key}),
+                Value=json.dumps(value),
                 Overwrite=True,
                 Description=f"flipgitops: TRUST_API_KEY of {trust} ({self.env})",
             ),
             doing=f"escrowing credentials of trust {trust} in SSM {name}",
         )
-        log.info("escrowed a new key for %s (generation %d)", trust, generation)
+        log.info("escrowed a new key for %s (generation %d, database generation %d)",
+                 trust, generation, database_generation)
         return key
 
     # --- hub secret (Secrets Manager) -----------------------------------------------------
@@ -171,20 +202,52 @@ class AwsActions:
         register: dict[str, tuple[str, int]],
         deregister: list[str],
         drop_previous: list[str],
+        *,
+        database_generations: Mapping[str, int] | None = None,
+        mark_redeploy_pending: bool = True,
     ) -> bool:
         """One read-modify-write of the trust registry; every other key is kept untouched.
 
-        ``register`` maps trust name -> (sha256 hex of its key, credentials generation).
-        Returns whether anything was written. A concurrent edit is never lost: before the
-        write the version read must still be current; after it, the version read must be
-        the one our write displaced. If another writer slipped in between, their version is
-        re-read, our change re-applied on top of it, and TransientError tells the engine to
-        stop and rerun (which re-observes).
+        ``register`` maps trust name -> (sha256 hex of its key, credentials generation);
+        ``database_generations`` the database generation each registered key was minted for
+        (1 when not given). A registry change also sets ``flipgitops_redeploy_pending`` in
+        the same write, so a crash before flip-api is redeployed stays visible; only
+        :meth:`clear_redeploy_pending` removes it. Returns whether anything was written.
         """
+        db_gens = dict(database_generations or {})
 
         def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            return self._mutate_registry(data, register, deregister, drop_previous)
+            new = self._mutate_registry(data, register, deregister, drop_previous, db_gens)
+            if new != data and mark_redeploy_pending:
+                new[REDEPLOY_PENDING] = True
+            return new
 
+        changed = self._read_modify_write(mutate)
+        if changed:
+            log.info("hub secret %s updated", self.manifest.hub.secret)
+        return changed
+
+    def clear_redeploy_pending(self) -> bool:
+        """Drop the redeploy marker once flip-api was redeployed; a no-op when it is not set.
+
+        flip-api ignores the key, so this write needs no redeploy of its own.
+        """
+        if get_secret(self.clients, self.manifest.hub.secret) is None:
+            return False
+
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            if REDEPLOY_PENDING not in data:
+                return data
+            return {k: v for k, v in data.items() if k != REDEPLOY_PENDING}
+
+        return self._read_modify_write(mutate)
+
+    def _read_modify_write(self, mutate: Callable[[dict[str, Any]], dict[str, Any]]) -> bool:
+        """A concurrent edit is never lost: before the write the version read must still be
+        current; after it, the version read must be the one our write displaced. If another
+        writer slipped in between, their version is re-read, our change re-applied on top of
+        it, and TransientError tells the engine to stop and rerun (which re-observes).
+        """
         name = self.manifest.hub.secret
         read_version, data = self._read_secret()
         new = mutate(data)
@@ -199,7 +262,6 @@ class AwsActions:
                 f"hub secret {name} was written by someone else at the same time; their "
                 "change was kept and flipgitops' change re-applied on top; rerun to confirm"
             )
-        log.info("hub secret %s updated", name)
         return True
 
     def _merge_after_race(
@@ -221,23 +283,26 @@ class AwsActions:
         register: dict[str, tuple[str, int]],
         deregister: list[str],
         drop_previous: list[str],
+        database_generations: Mapping[str, int],
     ) -> dict[str, Any]:
         names, hashes, previous, generations = registry(data)
-        before = (set(names), dict(hashes), dict(previous), dict(generations))
+        db_gens = registry_database_generations(data)
+        before = (set(names), dict(hashes), dict(previous), dict(generations), dict(db_gens))
         for trust, (digest, generation) in register.items():
             old = hashes.get(trust)
             if old is not None and old != digest:
                 previous[trust] = old  # both keys accepted until the host has the new one
             hashes[trust] = digest
             generations[trust] = generation
+            db_gens[trust] = database_generations.get(trust, 1)
             names.append(trust)
         for trust in drop_previous:
             previous.pop(trust, None)
         for trust in deregister:
             names = [n for n in names if n != trust]
-            for mapping in (hashes, previous, generations):
+            for mapping in (hashes, previous, generations, db_gens):
                 mapping.pop(trust, None)
-        after = (set(names), hashes, previous, generations)
+        after = (set(names), hashes, previous, generations, db_gens)
         out = dict(data)
         # Only fields whose meaning changed are rewritten; the rest keep their encoding, and
         # an empty field that was absent stays absent.
@@ -246,6 +311,7 @@ class AwsActions:
             ("trust_api_key_hashes", dict(sorted(hashes.items()))),
             ("trust_api_key_hashes_previous", dict(sorted(previous.items()))),
             ("flipgitops_credentials_generations", dict(sorted(generations.items()))),
+            (DATABASE_GENERATIONS, dict(sorted(db_gens.items()))),
         )
         for (key, value), old_part, new_part in zip(fields, before, after, strict=True):
             if old_part != new_part:

@@ -128,6 +128,25 @@ def registered(observed: ObservedState, name: str) -> bool:
     return name in registered_names(observed)
 
 
+def database_target(desired: Manifest, observed: ObservedState) -> int | None:
+    """The database generation every registered key must be minted for: the manifest's, or
+    the live one when the manifest lags behind; None when there is no database to go by.
+
+    Compared with each trust's recorded database generation, not with "is a recreation
+    planned", so a run that died after the schema reset still re-registers every trust.
+    """
+    odb = observed.hub.database
+    if not odb.exists:
+        return None
+    return max(desired.hub.database.generation, odb.generation or 1)
+
+
+def stale_registration(desired: Manifest, observed: ObservedState, name: str) -> bool:
+    """Registered with a key minted before the database was (last) recreated."""
+    target = database_target(desired, observed)
+    return target is not None and observed.hub.secret.database_generation(name) < target
+
+
 def secret_names(observed: ObservedState) -> frozenset[str]:
     secret = observed.hub.secret
     if not secret.exists:
@@ -307,14 +326,16 @@ def _hub_views(desired: Manifest, observed: ObservedState) -> tuple[View, View]:
         have_cog["mfa"] = ohub.cognito.mfa
     want = {
         "images": want_images,
-        "secret": {"exists": True},
+        # A registry change flip-api was not redeployed for (a run died in between).
+        "secret": {"exists": True, "redeploy_pending": False},
         "allowlist": {"exists": True},
         "database": want_db,
         "cognito": want_cog,
     }
     have = {
         "images": have_images,
-        "secret": {"exists": ohub.secret.exists},
+        "secret": {"exists": ohub.secret.exists,
+                   "redeploy_pending": ohub.secret.redeploy_pending},
         "allowlist": {"exists": ohub.allowlist.exists},
         "database": have_db,
         "cognito": have_cog,
@@ -329,9 +350,12 @@ def views(desired: Manifest, observed: ObservedState) -> tuple[View, View]:
     want_trusts: View = {}
     have_trusts: View = {}
     by_name = {t.name: t for t in desired.trusts}
+    db_target = database_target(desired, observed)
     for t in desired.trusts:
         if is_present(t):
             want_trusts[t.name] = desired_trust_view(desired, t)
+            if db_target is not None:
+                want_trusts[t.name]["database_generation"] = db_target
     registry = (secret_names(observed), registered_names(observed))
     names = set(by_name) | registry[0] | set(attribution.by_trust)
     for name in sorted(names):
@@ -340,6 +364,13 @@ def views(desired: Manifest, observed: ObservedState) -> tuple[View, View]:
             trust = None
         seen = observed_trust_view(observed, attribution, name, trust, registry)
         if seen is not None:
+            if db_target is not None and name in want_trusts:
+                # Only "older than the database" matters (it needs new keys); anything newer
+                # is as good as current, and an unregistered trust is reported as such.
+                recorded = observed.hub.secret.database_generation(name)
+                seen["database_generation"] = (
+                    min(recorded, db_target) if seen["registered"] else db_target
+                )
             have_trusts[name] = seen
     # Unknown hosts: compare only reachability, never invent the facts we could not see.
     for name, seen in have_trusts.items():

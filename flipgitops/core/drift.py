@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict
 
+from flipgitops.core.diff import database_target
 from flipgitops.model.manifest import Manifest, Trust
 from flipgitops.model.observed import IngressRule, ObservedHost, ObservedState
 from flipgitops.model.plan import Finding
@@ -146,6 +147,17 @@ def _secret(d: Manifest, o: ObservedState) -> Iterator[Finding]:
         why = "decommissioned in the manifest" if name in manifest_names else "not in the manifest"
         yield _f("unmanaged", "high", f"trust:{name}",
                  f"registered in hub secret {s.name} but {why}")
+    if s.redeploy_pending:
+        yield _f("changed", "high", f"secret:{s.name}",
+                 "flip-api may not have loaded the current hub secret: a previous apply "
+                 "updated it but did not redeploy flip-api (apply redeploys it)")
+    target = database_target(d, o)
+    for name in sorted(registered & live):
+        recorded = s.database_generation(name)
+        if target is not None and name in s.trust_api_key_hashes and recorded < target:
+            yield _f("changed", "high", f"trust:{name}",
+                     f"API key was minted for database generation {recorded}, the database "
+                     f"is at {target}: apply re-registers it with a new key")
 
 
 def _services(d: Manifest, o: ObservedState) -> Iterator[Finding]:

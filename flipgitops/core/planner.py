@@ -30,6 +30,7 @@ from flipgitops.core.diff import (
     STACK_FACTS,
     attribute_rules,
     cidr_of,
+    database_target,
     fl_port_rules,
     has_host,
     host_gaps,
@@ -38,6 +39,7 @@ from flipgitops.core.diff import (
     is_present,
     registered_names,
     secret_names,
+    stale_registration,
     terraform_owned,
 )
 from flipgitops.core.fingerprint import fingerprint
@@ -99,6 +101,7 @@ class _Planner:
         self.register: set[str] = set()  # escrow + (re)write the hub hash
         self.newly: set[str] = set()  # not registered before this plan
         self.rotating: set[str] = set()  # registered; the hub keeps the old hash as previous
+        self.stale_db: set[str] = set()  # registered before the database was recreated
         self.skipped: set[str] = set()  # cannot be onboarded (hub secret missing)
         self.deregister: set[str] = set()
         self.allow = _Allow()
@@ -107,6 +110,11 @@ class _Planner:
         self.finalize: set[str] = set()
         self.in_flight: set[str] = set()  # previous hash still accepted, no rotation planned
         self.last_host_step: dict[str, str] = {}
+
+    @property
+    def redeploy_pending(self) -> bool:
+        """A previous run wrote the hub secret and died before redeploying flip-api."""
+        return self.secret.exists and self.secret.redeploy_pending
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -225,19 +233,31 @@ class _Planner:
                     self.skipped.add(name)
                     continue
                 self.newly.add(name)
-            elif live is None or live < want or (self.recreating and t.state == "active"):
+            elif live is None or live < want or stale_registration(self.d, self.o, name):
                 # No recorded generation means flipgitops never escrowed this key: adopt it
-                # by rotating, so the key the host gets is one we can deliver again.
+                # by rotating, so the key the host gets is one we can deliver again. A key
+                # minted for an older database generation is replaced too (DESIGN §5.6),
+                # whether or not the schema reset is still to run: after a crash that
+                # followed the reset the database already carries the new generation.
                 self.rotating.add(name)
+                if stale_registration(self.d, self.o, name):
+                    self.stale_db.add(name)
             elif live > want:
                 self.note(f"trusts.{name}.credentials_generation {want} is below the hub's "
                           f"{live}: set it to {live} (or {live + 1} to rotate)")
         self.register = self.newly | self.rotating
         generations = {t.name: t.credentials_generation for t in self.present}
+        db_target = database_target(self.d, self.o) or self.d.hub.database.generation
+        if self.stale_db and not self.recreating:
+            self.note("the database is at generation " + str(db_target) + " but "
+                      + ", ".join(sorted(self.stale_db)) + " still hold keys from before "
+                      "it was recreated (a previous run stopped after the schema reset): "
+                      "re-registering them with new keys")
         for name in sorted(self.register):
-            why = "new trust" if name in self.newly else "rotation"
+            why = ("new trust" if name in self.newly
+                   else "database recreated" if name in self.stale_db else "rotation")
             self.add(action_id(K.CREDENTIALS_ESCROW, name), K.CREDENTIALS_ESCROW, name,
-                     params={"generation": generations[name]},
+                     params={"generation": generations[name], "database_generation": db_target},
                      description=f"mint and escrow {name}'s generation "
                      f"{generations[name]} API key in SSM ({why})")
 
@@ -318,7 +338,9 @@ class _Planner:
     def _allowlist_deps(self, action: str, adds: list[dict[str, str]]) -> None:
         for pair in adds:
             self.allow_for[pair["trust"]] = action
-            if pair["trust"] in self.newly:
+            # With the redeploy marker set, flip-api may not know trusts the secret already
+            # lists (a run died before the redeploy): open the FL port only after it.
+            if pair["trust"] in self.newly or self.redeploy_pending:
                 self.specs[action].deps.add(REDEPLOY)
         if self.removal_action is not None:
             for pair in self.allow.removals:
@@ -405,9 +427,15 @@ class _Planner:
             t.state == "active" and has_host(t) and host_reachable(self.o, t.name)
             for t in self.present if t.name in in_flight
         )
-        if HUB_SECRET in self.specs or self.recreating or needs_host_reload:
+        pending = self.redeploy_pending
+        if pending:
+            self.note("a previous run updated the hub secret but did not redeploy flip-api "
+                      f"({self.d.hub.ecs.services.flip_api} may not have loaded it): "
+                      "redeploying it")
+        if HUB_SECRET in self.specs or self.recreating or needs_host_reload or pending:
             why = "reload the hub secret" if HUB_SECRET in self.specs or needs_host_reload \
-                else "start on the new schema"
+                else "start on the new schema" if self.recreating \
+                else "a previous run updated the hub secret but did not redeploy it"
             self.add(REDEPLOY, K.HUB_REDEPLOY, "flip_api",
                      deps={HUB_SECRET, RESET_SCHEMA, action_id(K.HUB_DEPLOY_IMAGE, "flip_api")},
                      description=f"redeploy {self.d.hub.ecs.services.flip_api} ({why})")
@@ -443,7 +471,7 @@ class _Planner:
         first_deps: set[str] = set()
         if name in self.allow_for:
             first_deps.add(self.allow_for[name])
-        if new_key or in_flight:
+        if new_key or in_flight or self.redeploy_pending:
             first_deps.add(REDEPLOY)
         previous: str | None = None
         for kind, text in steps:

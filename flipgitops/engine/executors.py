@@ -60,23 +60,35 @@ class ApplyContext:
     echo: Echo
     dry_run: bool = False
     allow: frozenset[str] = frozenset()  # guards the operator accepted (--allow)
-    # trust -> (generation, plaintext key); only ever in memory, never in repr.
-    _keys: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    # trust -> (generation, database generation, plaintext key); only in memory, never in
+    # repr.
+    _keys: dict[str, tuple[int, int, str]] = field(default_factory=dict, repr=False)
 
     def say(self, text: str) -> None:
         self.echo(text, err=True)
 
-    def remember_key(self, trust: str, generation: int, key: str) -> None:
-        self._keys[trust] = (generation, key)
+    def remember_key(
+        self, trust: str, generation: int, key: str, database_generation: int = 1
+    ) -> None:
+        self._keys[trust] = (generation, database_generation, key)
+
+    def _record(self, trust: str) -> tuple[int, int, str] | None:
+        if trust not in self._keys:
+            found = self.aws.escrow_record(trust)
+            if found is None:
+                return None
+            self._keys[trust] = (found.generation, found.database_generation, found.api_key)
+        return self._keys[trust]
 
     def trust_key(self, trust: str) -> tuple[int, str] | None:
         """The newest key for ``trust``: minted this run, else the escrowed one."""
-        if trust in self._keys:
-            return self._keys[trust]
-        found = self.aws.escrowed_key(trust)
-        if found is not None:
-            self._keys[trust] = found
-        return found
+        found = self._record(trust)
+        return None if found is None else (found[0], found[2])
+
+    def trust_database_generation(self, trust: str) -> int | None:
+        """The database generation ``trust``'s newest key was minted for."""
+        found = self._record(trust)
+        return None if found is None else found[1]
 
     def trust(self, name: str) -> Trust:
         trust = self.manifest.trust(name)
@@ -112,16 +124,27 @@ def _desired_generation(ctx: ApplyContext, action: Action) -> int:
     return ctx.trust(action.target).credentials_generation
 
 
+def _database_generation(ctx: ApplyContext, action: Action) -> int:
+    """The database generation a key is minted for: a recreated database needs new keys."""
+    if "database_generation" in action.params:
+        return int(action.params["database_generation"])
+    return ctx.manifest.hub.database.generation
+
+
 def credentials_escrow(ctx: ApplyContext, action: Action) -> Outcome:
     trust, generation = action.target, _desired_generation(ctx, action)
+    database_generation = _database_generation(ctx, action)
     if ctx.dry_run:
-        existing = ctx.aws.escrowed_key(trust)
-        if existing is not None and existing[0] >= generation:
-            return Outcome(True, False, f"key generation {existing[0]} already escrowed")
+        existing = ctx.aws.escrow_record(trust)
+        if existing is not None and (existing.generation, existing.database_generation) == (
+            generation, database_generation
+        ):
+            return Outcome(True, False, f"key generation {generation} already escrowed")
         return Outcome(True, True, f"would mint and escrow a generation {generation} key")
-    key = ctx.aws.ensure_escrowed_key(trust, generation)
-    ctx.remember_key(trust, generation, key)
-    return Outcome(True, True, f"escrowed generation {generation} key {short_hash(key_hash(key))}")
+    key = ctx.aws.ensure_escrowed_key(trust, generation, database_generation)
+    ctx.remember_key(trust, generation, key, database_generation)
+    return Outcome(True, True, f"escrowed generation {generation} key {short_hash(key_hash(key))}"
+                   f" (database generation {database_generation})")
 
 
 # --- hub -----------------------------------------------------------------------------------
@@ -136,6 +159,8 @@ def hub_secret_update(ctx: ApplyContext, action: Action) -> Outcome:
     deregister = _names(action.params, "deregister")
     drop_previous = _names(action.params, "drop_previous")
     register: dict[str, tuple[str, int]] = {}
+    database_generations: dict[str, int] = {}
+    min_database = ctx.manifest.hub.database.generation
     for name in register_names:
         found = ctx.trust_key(name)
         if found is None:
@@ -150,12 +175,24 @@ def hub_secret_update(ctx: ApplyContext, action: Action) -> Outcome:
                 f"escrowed key for {name} is generation {generation}, manifest wants "
                 f"{wanted.credentials_generation}: escrow must run first",
             )
+        database_generation = ctx.trust_database_generation(name) or 1
+        if database_generation < min_database and not ctx.dry_run:
+            return Outcome(
+                False, False,
+                f"escrowed key for {name} was minted for database generation "
+                f"{database_generation}, the manifest is at {min_database}: escrow must run "
+                "first",
+            )
         register[name] = (key_hash(key), generation)
+        database_generations[name] = database_generation
     summary = _secret_summary(register, register_names, deregister, drop_previous)
     if ctx.dry_run:
         return Outcome(True, True, f"would update hub secret: {summary}")
+    # Every registry write marks flip-api as needing a redeploy in the same write; only the
+    # redeploy clears it, so a crash in between is planned again on the next run.
     changed = ctx.aws.update_hub_secret(
-        register=register, deregister=deregister, drop_previous=drop_previous
+        register=register, deregister=deregister, drop_previous=drop_previous,
+        database_generations=database_generations, mark_redeploy_pending=True,
     )
     return Outcome(True, changed, summary)
 
@@ -184,7 +221,11 @@ def hub_redeploy(ctx: ApplyContext, action: Action) -> Outcome:
     if ctx.dry_run:
         return Outcome(True, True, "would force a new flip-api deployment")
     ctx.aws.redeploy_flip_api()
-    return Outcome(True, True, "flip-api redeployed")
+    # Only after the new deployment was accepted: flip-api's new tasks read the secret as
+    # it is now, so the marker set with the registry change can go.
+    cleared = ctx.aws.clear_redeploy_pending()
+    return Outcome(True, True, "flip-api redeployed" + (" (redeploy marker cleared)"
+                                                        if cleared else ""))
 
 
 def hub_deploy_image(ctx: ApplyContext, action: Action) -> Outcome:

@@ -54,9 +54,21 @@ class ObservedSecret(Frozen):
     # Which credentials generation each trust's current hash belongs to (key
     # `flipgitops_credentials_generations` in the secret), written with the hash atomically.
     credentials_generations: dict[str, int] = Field(default_factory=dict)
+    # Which database generation each trust's current key was minted for (key
+    # `flipgitops_database_generations`; absent means 1). A trust registered before the
+    # database was recreated must be re-registered with a new key (DESIGN §5.6).
+    database_generations: dict[str, int] = Field(default_factory=dict)
+    # `flipgitops_redeploy_pending`: written with every registry change and cleared only
+    # after flip-api was redeployed, so a crash in between is visible to the next run.
+    redeploy_pending: bool = False
     aes_key_sha256: str | None = None
     # Every other top-level key: name -> "sha256:<12 hex>" (or "present" for non-strings).
     other_keys: dict[str, str] = Field(default_factory=dict)
+
+
+    def database_generation(self, name: str) -> int:
+        """The database generation ``name``'s key belongs to (1 when never recorded)."""
+        return self.database_generations.get(name, 1)
 
 
 class ObservedService(Frozen):

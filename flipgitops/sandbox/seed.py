@@ -78,6 +78,10 @@ def seed_hub(
 
     keys = {t.name: secrets.token_urlsafe(32) for t in live}
     generations = {t.name: t.credentials_generation for t in live}
+    # Keys belong to the database generation they were minted for; generation 1 is the
+    # default when the record is absent, so a generation-1 hub stays in FLIP's shape.
+    db_generation = manifest.hub.database.generation
+    db_record = {"database_generation": db_generation} if db_generation != 1 else {}
     aes = aes_key or secrets.token_urlsafe(32)
     internal = secrets.token_urlsafe(32)
     for name, key in keys.items():
@@ -85,7 +89,8 @@ def seed_hub(
             c.ssm.put_parameter(
                 Name=escrow_parameter(manifest.environment, name),
                 Type="SecureString",
-                Value=json.dumps({"generation": generations[name], "api_key": key}),
+                Value=json.dumps({"generation": generations[name], **db_record,
+                                  "api_key": key}),
                 Overwrite=True,
             )
     secret_arn = c.secretsmanager.create_secret(
@@ -95,6 +100,8 @@ def seed_hub(
                 "trust_names": sorted(keys),
                 "trust_api_key_hashes": {n: sha256_hex(k) for n, k in sorted(keys.items())},
                 "flipgitops_credentials_generations": dict(sorted(generations.items())),
+                **({"flipgitops_database_generations": dict.fromkeys(sorted(keys), db_generation)}
+                   if db_record else {}),
                 "aes_key": aes,
                 "internal_service_key": internal,
                 "internal_service_key_hash": sha256_hex(internal),

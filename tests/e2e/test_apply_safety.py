@@ -8,6 +8,7 @@ these run in seconds; the tests about hosts use one local host.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -129,7 +130,10 @@ def test_prod_database_recreation_without_allow_is_blocked_and_touches_nothing(
 def test_prod_database_recreation_with_allow_snapshots_first(
     moto: MotoServer, tmp_path: Path
 ) -> None:
-    w = prod_world(tmp_path)
+    w = World(tmp_path, env="prod", trusts=("Trust_1", "Trust_2"), tre=True)
+    w.seed_hub(trusts=True)
+    assert w.plan().code == 0, "the seeded prod hub must start in sync"
+    old_hashes = dict(w.secret()["trust_api_key_hashes"])
     w.doc["hub"]["database"]["generation"] = 2
     w.save("recreate the database")
     run = w.apply("--allow", "FG003")
@@ -146,7 +150,17 @@ def test_prod_database_recreation_with_allow_snapshots_first(
     assert {"Key": "flipgitops:generation", "Value": "2"} in tags["TagList"]
     assert w.database()["DeletionProtection"] is True
     assert ("action.finish", "hub_secret.update") in events, "trusts must be re-registered"
-    assert w.secret()["trust_names"] == ["Trust_1"]
+    secret = w.secret()
+    assert secret["trust_names"] == ["Trust_1", "Trust_2"]
+    # DESIGN §5.6: every trust gets a NEW key, escrowed before the hub learns its hash.
+    for name in ("Trust_1", "Trust_2"):
+        escrow = w.escrowed(name)
+        assert escrow is not None
+        new_hash = secret["trust_api_key_hashes"][name]
+        assert new_hash != old_hashes[name], f"{name} kept its pre-recreation key"
+        assert new_hash == hashlib.sha256(escrow[1].encode()).hexdigest()
+        assert secret["flipgitops_database_generations"][name] == 2
+    assert "flipgitops_redeploy_pending" not in secret
     assert w.plan("--allow", "FG003").code == 0
 
 

@@ -54,7 +54,8 @@ def test_escrow_mints_once_per_generation(actions: AwsActions, clients: Clients)
     param = clients.ssm.get_parameter(Name="/flipgitops/dev/trusts/Trust_9/api-key",
                                       WithDecryption=True)["Parameter"]
     assert param["Type"] == "SecureString"
-    assert json.loads(param["Value"]) == {"generation": 1, "api_key": key}
+    assert json.loads(param["Value"]) == {"generation": 1, "database_generation": 1,
+                                          "api_key": key}
 
     rotated = actions.ensure_escrowed_key("Trust_9", 2)
     assert rotated != key and actions.escrowed_key("Trust_9") == (2, rotated)

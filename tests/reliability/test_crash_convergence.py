@@ -59,6 +59,9 @@ def assert_converged_safely(w: World, trusts: list[str], *, hosts: bool) -> None
     assert sorted(cidrs) == sorted(f"{w.trust(t)['public_ip']}/32" for t in trusts)
     secret = w.secret()
     assert sorted(secret["trust_names"]) == sorted(trusts)
+    # Set with every registry write, cleared only after flip-api was redeployed: a crash
+    # between the two must have been repaired by the rerun's redeploy.
+    assert "flipgitops_redeploy_pending" not in secret, "flip-api was never redeployed"
     for t in trusts:
         hub = secret["trust_api_key_hashes"][t]
         escrow = w.escrowed(t)

@@ -298,7 +298,9 @@ def test_rotation_chain() -> None:
         ("hub_secret.finalize",),
         ("hub.redeploy:finalize",),
     )
-    assert p.action("credentials.escrow:Trust_1").params == {"generation": 2}
+    assert p.action("credentials.escrow:Trust_1").params == {
+        "generation": 2, "database_generation": 1,
+    }
     assert p.action("hub_secret.update").params["register"] == ["Trust_1"]
     finalize = p.action("hub_secret.finalize")
     assert finalize.kind == "hub_secret.update"
