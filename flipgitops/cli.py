@@ -54,6 +54,56 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# Libraries whose logging is about the SDK, not about what flipgitops does. botocore at
+# DEBUG logs raw request and response bodies (GetSecretValue: the AES key), ansible-runner
+# at DEBUG a failed run's whole output, so however many -v are given these never go below
+# INFO; without -v they only show warnings.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "ansible-runner")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+_HANDLER_NAME = "flipgitops-cli"
+
+
+class _SdkFloor(logging.Filter):
+    """Drops SDK records below ``floor`` even when something lowered an SDK logger's level
+    after we set it (a library, a plugin): the cap holds at the handler too."""
+
+    def __init__(self, floor: int) -> None:
+        super().__init__()
+        self.floor = floor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.floor or record.name.split(".")[0] not in SDK_LOGGERS
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the *current* sys.stderr, so click's test runner (which swaps it per
+    invocation) never leaves a handler pointing at a closed stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(verbose: int) -> None:
+    """Logging on stderr: warnings by default, -v info, -vv debug (flipgitops' own loggers;
+    the SDKs stay at WARNING, or INFO with any -v)."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    sdk_level = logging.WARNING if verbose <= 0 else logging.INFO
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_SdkFloor(sdk_level))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(sdk_level)
+
+
 def env_option(fn: F) -> F:
     fn = click.option(
         "--env",
@@ -95,13 +145,7 @@ def main(verbose: int) -> None:
       flipgitops drift --env prod              # nightly: is live still the manifest?
       flipgitops demo                          # all of it against a local sandbox
     """
-    level = logging.WARNING - 10 * verbose
-    # botocore at DEBUG logs raw response bodies (secret values included): never below INFO.
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(verbose)
 
 
 @main.command()

@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -49,7 +50,7 @@ DEFAULT_MAX_ATTEMPTS = 6
 # botocore logs request parameters and raw response bodies at DEBUG (GetSecretValue,
 # GetParameter WithDecryption, PutSecretValue...), i.e. secret values. However verbose the
 # CLI is asked to be, the SDK never logs below INFO.
-SDK_LOGGERS = ("botocore", "boto3", "s3transfer")
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 def quiet_sdk_logging() -> None:
@@ -242,10 +243,16 @@ def translate(exc: Exception, *, doing: str) -> AdapterError:
             f"no AWS credentials found while {doing}: configure the default credential chain "
             "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO or an instance role)"
         )
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
         return TransientError(
             f"could not reach the AWS endpoint while {doing}: check aws.region in the manifest, "
             "AWS_ENDPOINT_URL and network access, then rerun"
+        )
+    if isinstance(exc, ConnectionClosedError | ReadTimeoutError):
+        # The request may have reached AWS: our writes are idempotent, so a rerun is safe.
+        return TransientError(
+            f"the connection to AWS was dropped or timed out while {doing} "
+            f"({type(exc).__name__}) after retries: check network access, then rerun"
         )
     if isinstance(exc, ClientError):
         code = error_code(exc)

@@ -25,10 +25,11 @@ from flipgitops.adapters.aws_session import (
     redact,
     translate,
 )
-from flipgitops.errors import LockHeld
+from flipgitops.errors import AwsError, LockHeld
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.plan import Action
 
+UNREADABLE_PREFIX = "unreadable-"  # lock id of a lock object that is not a lock record
 DEFAULT_LOCK_TTL = 2 * 60 * 60  # seconds; an apply that takes longer is stuck
 MAX_ERROR_CHARS = 500  # journal lines stay small
 
@@ -63,6 +64,22 @@ class StateStore:
         return f"{verb} s3://{self.bucket}/{key} (state bucket; create it if it does not exist)"
 
     def get_json(self, key: str) -> dict[str, Any] | None:
+        """The object as a JSON object; None when absent or not an object. Invalid JSON
+        raises AwsError naming the object, never a bare JSONDecodeError (a traceback)."""
+        got = self._get_bytes(key)
+        if got is None:
+            return None
+        try:
+            data = json.loads(got[0] or b"null")
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            raise AwsError(
+                f"s3://{self.bucket}/{key} is not valid JSON (hand-edited or truncated?): "
+                "fix or delete it"
+            ) from None
+        return data if isinstance(data, dict) else None
+
+    def _get_bytes(self, key: str) -> tuple[bytes, str] | None:
+        """(body, ETag without quotes) of an object, None when it does not exist."""
         resp = call(
             lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
             doing=self._doing("reading", key),
@@ -70,8 +87,7 @@ class StateStore:
         )
         if resp is None:
             return None
-        data = json.loads(resp["Body"].read() or b"null")
-        return data if isinstance(data, dict) else None
+        return resp["Body"].read(), str(resp.get("ETag", "")).strip('"')
 
     def put_text(self, key: str, body: str, content_type: str = "application/json") -> None:
         must(
@@ -123,14 +139,38 @@ class StateStore:
         except ClientError as exc:
             if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 raise translate(exc, doing=self._doing("creating lock", key)) from None
-            raise self._held(env, self.get_json(key)) from None
+            raise self._held(env, self._read_lock(key)) from None
         except BotoCoreError as exc:
             raise translate(exc, doing=self._doing("creating lock", key)) from None
         return run_id
 
+    def _read_lock(self, key: str) -> dict[str, Any] | None:
+        """The lock record; None when there is no lock. Whatever else sits at the lock key (a
+        hand edit, a truncated write) still means "locked": it is described by a stand-in
+        record whose id, ``unreadable-<ETag>``, is what `force_unlock` takes to remove it,
+        so only that exact object can be removed by that id."""
+        got = self._get_bytes(key)
+        if got is None:
+            return None
+        body, etag = got
+        lock = _json_object(body) or {}
+        lock_id = lock.get("lock_id") or lock.get("run_id")
+        if isinstance(lock_id, str) and lock_id:
+            return {**lock, "lock_id": lock_id}
+        return {"lock_id": f"{UNREADABLE_PREFIX}{etag or 'no-etag'}", "unreadable": True,
+                "size": len(body)}
+
     def _held(self, env: str, lock: dict[str, Any] | None) -> LockHeld:
         if lock is None:  # released between our attempt and our read
             return LockHeld(f"environment {env} was locked by another run just now; rerun")
+        if lock.get("unreadable"):
+            key = self.lock_key(env)
+            return LockHeld(
+                f"environment {env} is locked: the lock object at s3://{self.bucket}/{key} is "
+                f"unreadable (not a flipgitops lock record; {lock['size']} bytes), so who "
+                "holds it is unknown. Check that no apply of this environment is running, "
+                f"then remove it with: flipgitops unlock --env {env} --lock-id {lock['lock_id']}"
+            )
         holder = lock.get("holder") or {}
         extra = [f"{k}={v}" for k, v in sorted(holder.items()) if k not in ("who", "commit")]
         who = ", ".join([str(holder.get("who") or "an unnamed holder"), *extra])
@@ -151,11 +191,13 @@ class StateStore:
         )
 
     def read_lock(self, env: str) -> dict[str, Any] | None:
-        return self.get_json(self.lock_key(env))
+        """The lock record, or for an unreadable lock object ``{"lock_id":
+        "unreadable-<ETag>", "unreadable": True, ...}``; None when unlocked."""
+        return self._read_lock(self.lock_key(env))
 
     def _delete_if(self, env: str, lock_id: str) -> bool:
         key = self.lock_key(env)
-        lock = self.get_json(key)
+        lock = self._read_lock(key)
         if lock is None or lock.get("lock_id") != lock_id:
             return False
         must(
@@ -249,8 +291,22 @@ class Journal:
         kind = type(error).__name__ if isinstance(error, BaseException) else None
         self._action("action.failure", action, error=_short(str(error)), error_type=kind)
 
+    def skipped(self, action: Action, reason: str) -> None:
+        """An action held back because something it depends on failed: the journal shows
+        every planned action's fate, not only those that started."""
+        self._action("action.not_run", action, reason=_short(reason))
+
     def close(self) -> None:
         """Every event is already stored; kept so callers can scope a journal's life."""
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """A body parsed as a JSON object; None for anything else (invalid, truncated, a list)."""
+    try:
+        data = json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _short(text: str | None) -> str | None:

@@ -6,8 +6,9 @@ Why it is shaped like this:
 - Every action is journaled (start / finish / failure) before and after it runs, so a crashed
   run leaves a record of how far it got. Recovery does not read the journal though:
   reconciliation is level-based, so a rerun re-observes and plans only what is still missing.
-- On a failure the current wave is finished (its actions are independent) and the run stops:
-  later waves depend on it.
+- A failed action only stops what depends on it (transitively): everything else in the
+  plan still runs, so one trust's broken host does not hold back the other trusts. The
+  dependents are reported (and journaled) as not run, naming the failure behind them.
 - Converged means a fresh observation plans nothing; only then is the applied revision
   recorded.
 
@@ -62,6 +63,7 @@ class ApplyResult:
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
+    not_run_reasons: dict[str, str] = field(default_factory=dict)  # id -> why it did not run
     remaining: list[str] = field(default_factory=list)
     converged: bool = False
     commit: str | None = None
@@ -81,6 +83,8 @@ class ApplyResult:
             "completed": self.completed,
             "failed": [{"id": k, "message": v} for k, v in self.failed.items()],
             "not_run": self.not_run,
+            "not_run_reasons": {k: self.not_run_reasons[k] for k in self.not_run
+                                if k in self.not_run_reasons},
             "remaining": self.remaining,
             "violations": [v.model_dump(mode="json") for v in plan.violations] if plan else [],
         }
@@ -242,6 +246,7 @@ def _run(
     if journal is not None:
         journal.event("run.end", exit_code=result.exit_code, converged=result.converged,
                       completed=len(result.completed), failed=sorted(result.failed) or None,
+                      not_run=sorted(result.not_run) or None,
                       remaining=result.remaining or None)
         journal.close()
     return result
@@ -305,12 +310,29 @@ def _open_journal(manifest: Manifest, run_id: str | None, clients: Clients) -> J
 
 def _execute(plan: Plan, ctx: ApplyContext, progress: Progress, journal: Journal | None,
              result: ApplyResult) -> None:
+    """Run every action none of whose (transitive) dependencies failed.
+
+    A failure only takes its dependents down: one trust's broken host must not stop the
+    other trusts' host chains, which share nothing with it but the hub steps before them.
+    Waves come from the dependency graph alone, so an action's dependencies have always
+    been decided (run, failed or skipped) by the time its wave starts.
+    """
     fault = _FaultHook()
     total = len(plan.waves)
+    blocked_by: dict[str, tuple[str, ...]] = {}  # skipped action -> failed actions behind it
     for index, wave in enumerate(plan.waves, start=1):
-        actions = [plan.action(i) for i in wave]
-        progress.start_wave(index, total, actions)
-        for group in _groups(actions):
+        runnable: list[Action] = []
+        for action in (plan.action(i) for i in wave):
+            culprits = _failed_behind(action, result.failed, blocked_by)
+            if culprits:
+                blocked_by[action.id] = culprits
+                _skip(action, culprits, journal, result)
+            else:
+                runnable.append(action)
+        if not runnable:
+            continue
+        progress.start_wave(index, total, runnable)
+        for group in _groups(runnable):
             for action in group:
                 progress.started(action)
                 if journal is not None:
@@ -329,10 +351,26 @@ def _execute(plan: Plan, ctx: ApplyContext, progress: Progress, journal: Journal
                 progress.finished(action, outcome.ok, outcome.message)
                 if not ctx.dry_run:
                     fault.action_finished()
-        if result.failed:
-            done = set(result.completed) | set(result.failed)
-            result.not_run = [a.id for a in plan.actions if a.id not in done]
-            return
+
+
+def _failed_behind(action: Action, failed: dict[str, str],
+                   blocked_by: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The failed actions ``action`` transitively depends on (sorted; empty: it may run)."""
+    culprits: set[str] = set()
+    for dep in action.depends_on:
+        if dep in failed:
+            culprits.add(dep)
+        culprits.update(blocked_by.get(dep, ()))
+    return tuple(sorted(culprits))
+
+
+def _skip(action: Action, culprits: tuple[str, ...], journal: Journal | None,
+          result: ApplyResult) -> None:
+    reason = "depends on failed " + ", ".join(culprits)
+    result.not_run.append(action.id)
+    result.not_run_reasons[action.id] = reason
+    if journal is not None:
+        journal.skipped(action, reason)
 
 
 def _groups(actions: Sequence[Action]) -> list[list[Action]]:
@@ -422,9 +460,20 @@ def _report(result: ApplyResult, fmt: str, echo: Echo) -> None:
         echo("Completed: " + (", ".join(result.completed) or "(none)"), err=True)
         for action_id, message in result.failed.items():
             echo(f"Failed: {action_id}: {message}", err=True)
-        echo("Not run: " + (", ".join(result.not_run) or "(none)"), err=True)
+        for line in _not_run_lines(result):
+            echo(line, err=True)
     prefix = {EXIT_LOCKED: "error", EXIT_BLOCKED: "blocked"}.get(result.exit_code, "error")
     echo(f"{prefix}: {result.message}", err=True)
+
+
+def _not_run_lines(result: ApplyResult) -> list[str]:
+    """One line per action a failure held back, naming that failure; the rest on one line."""
+    why = result.not_run_reasons
+    lines = [f"Not run: {a} ({why[a]})" for a in result.not_run if a in why]
+    plain = [a for a in result.not_run if a not in why]
+    if plain or not lines:
+        lines.append("Not run: " + (", ".join(plain) or "(none)"))
+    return lines
 
 
 def run_unlock(env: str, *, lock_id: str, echo: Echo) -> int:

@@ -25,10 +25,11 @@ def observe(
     session: boto3.Session | None = None,
     clients: Clients | None = None,
 ) -> ObservedState:
-    """Observe the hub and (unless ``hosts`` is False) every live trust's host.
+    """Observe the hub and (unless ``hosts`` is False) every trust's host.
 
-    Only trusts that have a host and are not decommissioned are asked for facts: a
-    decommissioned trust's host may be gone, and its stack is stopped by the plan anyway.
+    Decommissioned trusts are observed too: stopping their stack is planned only when the
+    planner can see it still runs, and a host that is gone just reports itself unreachable.
+    Deciding what to do with those facts is the planner's job, not observation's.
     """
     c = clients if clients is not None else as_clients(session, manifest.aws.region)
     hub = observe_hub(manifest, c)
@@ -48,7 +49,7 @@ def gather_host_facts(manifest: Manifest, manifest_path: Path | None) -> dict[st
     targets = [
         HostTarget(trust=t.name, host=t.host, fl_kit_slot=t.fl_kit_slot)
         for t in manifest.trusts
-        if t.host is not None and t.state != "decommissioned"
+        if t.host is not None
     ]
     if not targets:
         return {}

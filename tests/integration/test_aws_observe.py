@@ -5,9 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from conftest import REGION, make_manifest, new_clients
 
 from flipgitops.adapters.aws import image_tag, observe_hub, with_tag
@@ -267,6 +276,54 @@ def test_unreachable_endpoint_names_region_and_endpoint(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     with pytest.raises(TransientError, match=r"aws\.region in the manifest, AWS_ENDPOINT_URL"):
         observe_hub(make_manifest(1), Clients(region=REGION, max_attempts=1))
+
+
+@pytest.fixture
+def hangup_endpoint() -> Iterator[str]:
+    """An endpoint that accepts every connection and closes it without answering: what a
+    dropped connection (load balancer reset, proxy timeout) looks like to botocore."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_dropped_connection_is_transient(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, hangup_endpoint: str
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", hangup_endpoint)
+    with pytest.raises(TransientError, match=r"dropped or timed out .*ConnectionClosedError"):
+        observe_hub(make_manifest(1), Clients(region=REGION, max_attempts=1))
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (EndpointConnectionError(endpoint_url="http://x"), "could not reach the AWS endpoint"),
+        (ConnectTimeoutError(endpoint_url="http://x"), "could not reach the AWS endpoint"),
+        (ConnectionClosedError(endpoint_url="http://x"), "dropped or timed out"),
+        (ReadTimeoutError(endpoint_url="http://x"), "dropped or timed out"),
+    ],
+)
+def test_network_failures_are_transient(exc: Exception, expected: str) -> None:
+    err = translate(exc, doing="reading x")
+    assert isinstance(err, TransientError), type(err)
+    assert expected in str(err) and "while reading x" in str(err) and "rerun" in str(err)
 
 
 @pytest.mark.parametrize(

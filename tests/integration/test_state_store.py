@@ -160,3 +160,60 @@ def test_manifest_level_helpers_use_the_manifests_bucket(
 def test_missing_bucket_is_a_clear_error(moto: MotoServer, clients: Clients) -> None:
     with pytest.raises(AwsError, match=re.escape("s3://nope-bucket/flipgitops/locks/dev.json")):
         StateStore(clients, "nope-bucket").acquire_lock("dev", HOLDER)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"lock_id": "trunc', b"", b"\xff\xfe not utf-8", b"[1, 2]", b'{"holder": {"who": "x"}}'],
+    ids=["truncated", "empty", "binary", "not-an-object", "no-lock-id"],
+)
+def test_unreadable_lock_still_blocks_and_unlocks_by_its_etag_id(
+    store: StateStore, clients: Clients, body: bytes
+) -> None:
+    key = "flipgitops/locks/dev.json"
+    clients.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    etag = str(clients.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]).strip('"')
+    lock_id = f"unreadable-{etag}"
+
+    with pytest.raises(LockHeld) as info:
+        store.acquire_lock("dev", HOLDER)
+    message = str(info.value)
+    assert f"lock object at s3://{BUCKET}/{key} is unreadable" in message, message
+    assert f"flipgitops unlock --env dev --lock-id {lock_id}" in message, message
+    assert info.value.exit_code == 4
+    assert clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+    assert store.read_lock("dev")["lock_id"] == lock_id  # type: ignore[index]
+
+    store.release_lock("dev", "some-run")  # a run never releases what is not its lock
+    assert store.force_unlock("dev", "unreadable-0") is False
+    assert clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+    assert store.force_unlock("dev", lock_id) is True
+    assert store.read_lock("dev") is None
+    assert store.acquire_lock("dev", HOLDER)
+
+
+def test_lock_with_only_a_run_id_is_still_named(store: StateStore, clients: Clients) -> None:
+    clients.s3.put_object(Bucket=BUCKET, Key="flipgitops/locks/dev.json",
+                          Body=json.dumps({"run_id": "run-7", "holder": {"who": "ci"}}).encode())
+    with pytest.raises(LockHeld, match="--lock-id run-7"):
+        store.acquire_lock("dev", HOLDER)
+    assert store.force_unlock("dev", "run-7") is True
+
+
+def test_invalid_applied_record_is_a_clear_error(store: StateStore, clients: Clients) -> None:
+    key = "flipgitops/applied/dev.json"
+    clients.s3.put_object(Bucket=BUCKET, Key=key, Body=b"{not json")
+    with pytest.raises(AwsError, match=re.escape(f"s3://{BUCKET}/{key} is not valid JSON")):
+        store.read_applied("dev")
+
+
+def test_journal_records_actions_held_back_by_a_failure(store: StateStore) -> None:
+    journal = store.journal("dev", "run-2")
+    journal.failure(action(1), "provision failed")
+    journal.skipped(action(2), "depends on failed host.deliver:Trust_1")
+    lines = store.read_journal("dev", "run-2")
+    assert [(x["event"], x["action"]) for x in lines] == [
+        ("action.failure", "host.deliver:Trust_1"),
+        ("action.not_run", "host.deliver:Trust_2"),
+    ]
+    assert lines[1]["reason"] == "depends on failed host.deliver:Trust_1"

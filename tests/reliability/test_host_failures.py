@@ -62,18 +62,6 @@ def break_host(w: World, trust: str) -> Path:
     return root
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "flipgitops/engine/apply.py _execute() stops the whole run after the wave in which "
-        "any action failed, so one trust's failed host.provision also stops the other "
-        "trusts' host.deliver/host.start_stack/host.verify_polling (later waves) although "
-        "they do not depend on it. Needed: after a failure keep executing every action "
-        "whose depends_on closure contains no failed action (per-trust host chains are "
-        "independent, DESIGN §5 'independent actions'); report only the failed actions' "
-        "dependents as not run."
-    ),
-)
 def test_one_failing_host_does_not_stop_the_others_and_a_rerun_completes(
     moto: MotoServer, tmp_path: Path
 ) -> None:
@@ -88,6 +76,17 @@ def test_one_failing_host_does_not_stop_the_others_and_a_rerun_completes(
         run.err
     assert not any(t in line for line in failed for t in HEALTHY), failed
     assert obstacle.is_file(), "flipgitops must not delete what it found on a host"
+    # Only the broken trust's own chain is held back, and the report says why.
+    not_run = [line for line in run.err.splitlines() if line.startswith("Not run: ")]
+    assert f"Not run: host.deliver:{BROKEN} (depends on failed host.provision:{BROKEN})" \
+        in not_run, run.err
+    assert not any(t in line for line in not_run for t in HEALTHY), not_run
+    events = w.journal_events()
+    held = {e["action"] for e in events if e["event"] == "action.not_run"}
+    assert f"host.deliver:{BROKEN}" in held and not any(t in a for a in held for t in HEALTHY)
+    assert {e["action"] for e in events if e["event"] == "action.failure"} == \
+        {f"host.provision:{BROKEN}"}
+    assert w.lock() is None
 
     # The hub side is shared and done for all three; the healthy hosts are fully onboarded.
     secret = w.secret()

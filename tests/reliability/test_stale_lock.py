@@ -116,17 +116,6 @@ def test_live_lock_is_not_called_stale(world: World) -> None:
     assert lock_object(w) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "flipgitops/adapters/state_store.py StateStore.get_json() calls json.loads on the "
-        "lock body unguarded; when the conditional create fails on a non-JSON lock object, "
-        "acquire_lock -> _held(env, self.get_json(key)) raises JSONDecodeError and the CLI "
-        "exits 1 with a traceback instead of 4. Needed: get_json (or acquire_lock's read) "
-        "must treat an unparsable body as an unreadable lock and raise LockHeld saying the "
-        "lock object at s3://bucket/key is unreadable and how to remove it."
-    ),
-)
 def test_unreadable_lock_object_still_blocks_and_is_left_alone(world: World) -> None:
     """Whatever is at the lock key (a hand edit, a truncated write) means "locked"."""
     w = world
@@ -139,3 +128,17 @@ def test_unreadable_lock_object_still_blocks_and_is_left_alone(world: World) -> 
     assert "Traceback" not in run.text, run.text
     assert lock_object(w) == before
     assert world_state(w) == state_before
+    assert f"s3://{bucket}/{key}" in run.err and "unreadable" in run.err, run.err
+    assert before is not None
+    lock_id = "unreadable-" + before[1].strip('"')
+    assert f"flipgitops unlock --env {w.env} --lock-id {lock_id}" in run.err, run.err
+
+    wrong = w.cli("unlock", "--lock-id", "unreadable-0000")
+    assert wrong.code == 1, wrong.text
+    assert lock_object(w) == before, "unlock with a wrong id touched the lock"
+    right = w.cli("unlock", "--lock-id", lock_id)
+    assert right.code == 0, right.text
+    assert lock_object(w) is None
+    run = w.apply()
+    assert run.code == 0, run.text
+    assert lock_object(w) is None
