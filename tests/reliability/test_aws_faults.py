@@ -184,8 +184,8 @@ def test_lost_responses_to_writes_are_retried_without_double_effects(
     """Every hub write takes effect but its first response is lost; the retry repeats it.
 
     Hub-side only trusts (kind tre): what matters is how each AWS write behaves when it is
-    repeated. The registry must get exactly one new secret version (the write is
-    idempotent), no ingress rule may be doubled, and the escrowed keys must be the ones
+    repeated. The registry must get exactly the two new secret versions it writes (each
+    write is idempotent), no ingress rule may be doubled, and the escrowed keys must be the ones
     whose hashes the hub holds.
     """
     w = World(tmp_path, trusts=TRUSTS, tre=True)
@@ -200,9 +200,12 @@ def test_lost_responses_to_writes_are_retried_without_double_effects(
     assert lost >= WRITES, f"not every write had its response lost: {injector.injected_ops}"
 
     versions = w.clients.secretsmanager.list_secret_version_ids(SecretId="FLIP_API")
-    assert len(versions["Versions"]) == len(versions_before["Versions"]) + 1, (
-        "a repeated registry write created another secret version"
+    # Exactly two writes: the registry change (with the redeploy-pending marker) and the
+    # marker's removal after the redeploy. A repeated write would add a third version.
+    assert len(versions["Versions"]) == len(versions_before["Versions"]) + 2, (
+        "a repeated hub secret write created another secret version"
     )
+    assert "flipgitops_redeploy_pending" not in w.secret()
     secret = w.secret()
     assert_registry_whole(secret)
     assert sorted(secret["trust_names"]) == list(TRUSTS)
