@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from flipgitops.adapters.aws_actions import AwsActions
 from flipgitops.adapters.aws_session import CallCounter, Clients
 from flipgitops.model.manifest import Manifest
 from flipgitops.sandbox.moto_server import MOTO_ACCOUNT_ID, MotoServer
@@ -99,3 +100,9 @@ def hub(clients: Clients) -> tuple[Manifest, SeedResult]:
     """A seeded hub in sync with a 3-trust manifest."""
     m = make_manifest(3)
     return m, seed_hub(m, clients)
+
+
+@pytest.fixture
+def actions(hub: tuple[Manifest, SeedResult], clients: Clients) -> AwsActions:
+    """The write side (AwsActions) for the seeded hub, with short waits for moto."""
+    return AwsActions(hub[0], clients, wait_delay=1, wait_max_attempts=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import re
@@ -18,28 +17,9 @@ from flipgitops.errors import AwsError, TransientError
 from flipgitops.model.manifest import Manifest
 from flipgitops.sandbox.moto_server import MotoServer
 from flipgitops.sandbox.seed import SeedResult, seed_hub
+from tests.awshelpers import secret, sha, versions
 
 Hub = tuple[Manifest, SeedResult]
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def secret(clients: Clients) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        clients.secretsmanager.get_secret_value(SecretId="FLIP_API")["SecretString"]
-    )
-    return data
-
-
-def versions(clients: Clients) -> int:
-    return len(clients.secretsmanager.list_secret_version_ids(SecretId="FLIP_API")["Versions"])
-
-
-@pytest.fixture
-def actions(hub: Hub, clients: Clients) -> AwsActions:
-    return AwsActions(hub[0], clients, wait_delay=1, wait_max_attempts=30)
 
 
 # --- escrow --------------------------------------------------------------------------------

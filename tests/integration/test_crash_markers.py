@@ -4,10 +4,8 @@ generation each trust's key was minted for (escrow and hub secret)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import make_manifest
@@ -20,28 +18,9 @@ from flipgitops.errors import AwsError
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.plan import Action, ActionKind
 from flipgitops.sandbox.seed import SeedResult, seed_hub
+from tests.awshelpers import secret, sha, versions
 
 Hub = tuple[Manifest, SeedResult]
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def secret(clients: Clients) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        clients.secretsmanager.get_secret_value(SecretId="FLIP_API")["SecretString"]
-    )
-    return data
-
-
-def versions(clients: Clients) -> int:
-    return len(clients.secretsmanager.list_secret_version_ids(SecretId="FLIP_API")["Versions"])
-
-
-@pytest.fixture
-def actions(hub: Hub, clients: Clients) -> AwsActions:
-    return AwsActions(hub[0], clients, wait_delay=1, wait_max_attempts=30)
 
 
 def context(actions: AwsActions, manifest: Manifest | None = None) -> ApplyContext:
