@@ -114,9 +114,8 @@ def observed_for(m: Manifest, *, onboarded: bool) -> ObservedState:
 
 def _measure(n: int) -> tuple[int, float, float, float, int, int]:
     """(yaml bytes, validate s, plan in-sync s, plan onboarding s, actions, in-sync actions)."""
-    from flipgitops.core.planner import plan
-
     from flipgitops.core.parse import parse_manifest
+    from flipgitops.core.planner import plan
 
     text = generated_manifest(n)
     manifest, t_validate = best_of(REPEAT, lambda: parse_manifest(text, "environments/dev.yaml"))
