@@ -14,7 +14,6 @@ call in a row" (retryable noise) or "every attempt of this operation" (an outage
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections import Counter
@@ -27,7 +26,6 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 from botocore.httpsession import URLLib3Session
-from hypothesis import HealthCheck, settings
 
 from flipgitops.adapters.aws_session import Clients
 from flipgitops.sandbox.moto_server import MotoServer
@@ -204,14 +202,3 @@ class Echo:
 def echo() -> Echo:
     return Echo()
 
-
-# -- hypothesis profiles (the same as tests/property's: this directory does not load those) --
-
-_COMMON: dict[str, Any] = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
-    "print_blob": True,
-}
-settings.register_profile("ci", max_examples=2000, **_COMMON)
-settings.register_profile("dev", max_examples=200, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
