@@ -230,6 +230,9 @@ def observed_matching(m: Manifest) -> ObservedState:
                 group_name=hub.fl_server.security_group,
                 group_id="sg-0123456789abcdef0",
                 rules=rules,
+                # what a converged apply records when the hub's Terraform owns the rules
+                recorded_owners=({f"{t.public_ip}/32": t.name for t in present}
+                                 if terraform_mode else {}),
             ),
             secret=ObservedSecret(
                 exists=True,

@@ -1,9 +1,10 @@
 """flipgitops' own state in S3: the environment lock, run journals, the applied record.
 
 Layout under ``state.bucket``/``state.prefix``: ``locks/<env>.json``,
-``runs/<env>/<run id>.jsonl``, ``applied/<env>.json``. The lock is a conditional create
-(``If-None-Match: *``), so of two concurrent applies exactly one gets it; a stale lock is
-reported with how to clear it, never silently taken over.
+``runs/<env>/<run id>.jsonl``, ``applied/<env>.json`` and, when the hub's Terraform owns the
+allowlist, ``allowlist/<env>.json`` (whose IP each Terraform-written rule is). The lock is a
+conditional create (``If-None-Match: *``), so of two concurrent applies exactly one gets it; a
+stale lock is reported with how to clear it, never silently taken over.
 """
 
 from __future__ import annotations
@@ -229,6 +230,35 @@ class StateStore:
     def read_applied(self, env: str) -> dict[str, Any] | None:
         return self.get_json(self.applied_key(env))
 
+    # --- allowlist record (allowlist `terraform`) -----------------------------------------
+
+    def allowlist_key(self, env: str) -> str:
+        return self.key("allowlist", f"{env}.json")
+
+    def write_allowlist_owners(self, env: str, owners: dict[str, str]) -> None:
+        record = {"environment": env, "owners": owners, "written_at": now_iso()}
+        self.put_text(self.allowlist_key(env), json.dumps(record, sort_keys=True))
+
+    def read_allowlist_owners(self, env: str) -> dict[str, str]:
+        """CIDR -> trust; empty when there is no record yet (or no state bucket: `plan`
+        before the first apply)."""
+        key = self.allowlist_key(env)
+        resp = call(
+            lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
+            doing=self._doing("reading", key),
+            missing=("NoSuchKey", "NoSuchBucket", "404"),
+        )
+        if resp is None:
+            return {}
+        try:
+            owners = json.loads(resp["Body"].read() or b"null").get("owners")
+        except (ValueError, AttributeError):
+            owners = None
+        if not isinstance(owners, dict):
+            raise AwsError(f"s3://{self.bucket}/{key} is not an allowlist record (hand-edited "
+                           "or truncated?): delete it; the next converged apply rewrites it")
+        return {str(k): str(v) for k, v in owners.items()}
+
     # --- journals -------------------------------------------------------------------------
 
     def journal(self, env: str, run_id: str) -> Journal:
@@ -374,3 +404,13 @@ def read_applied(
     return store_for(manifest, session=session, clients=clients).read_applied(
         manifest.environment
     )
+
+
+def read_allowlist_owners(manifest: Manifest, *, clients: Clients | None = None
+                          ) -> dict[str, str]:
+    return store_for(manifest, clients=clients).read_allowlist_owners(manifest.environment)
+
+
+def write_allowlist_owners(manifest: Manifest, owners: dict[str, str], *,
+                           clients: Clients | None = None) -> None:
+    store_for(manifest, clients=clients).write_allowlist_owners(manifest.environment, owners)

@@ -75,7 +75,10 @@ class RuleAttribution:
 
     A rule belongs to ``<name>`` when flipgitops wrote it (description ``flipgitops:<name>``)
     or, failing that, when its CIDR is a manifest trust's ``public_ip`` (rules written by hand
-    or by the hub's Terraform). Rules nobody claims are ``orphans``.
+    or by the hub's Terraform), or, for a rule the hub's Terraform wrote, when flipgitops'
+    allowlist record says whose IP it rendered there (a trust whose IP has since changed).
+    The manifest outranks the record, so a stale record can never steal a current trust's
+    rule. Rules nobody claims are ``orphans``.
     """
 
     by_trust: dict[str, tuple[IngressRule, ...]]
@@ -105,15 +108,33 @@ def terraform_owned(rule: IngressRule) -> bool:
 
 def attribute_rules(desired: Manifest, observed: ObservedState) -> RuleAttribution:
     by_cidr = {cidr_of(t.public_ip): t.name for t in desired.trusts}
+    recorded = observed.hub.allowlist.recorded_owners
     by_trust: dict[str, list[IngressRule]] = {}
     orphans: list[IngressRule] = []
     for rule in fl_port_rules(desired, observed):
         owner = rule.managed_trust or by_cidr.get(rule.cidr)
+        if owner is None and terraform_owned(rule):
+            owner = recorded.get(rule.cidr)
         if owner is None:
             orphans.append(rule)
         else:
             by_trust.setdefault(owner, []).append(rule)
     return RuleAttribution({k: tuple(v) for k, v in by_trust.items()}, tuple(orphans))
+
+
+def terraform_owner_record(desired: Manifest, previous: dict[str, str]) -> dict[str, str]:
+    """The allowlist record to keep after a converged run with a Terraform-owned allowlist:
+    CIDR -> trust for every trust the hub's Terraform now allows.
+
+    Entries of trusts that are no longer in the manifest are carried over (their rules are
+    unmanaged and stay until ``--prune``, so their owner must stay known); entries of manifest
+    trusts are rebuilt from the manifest, so a moved trust's old IP is forgotten once its rule
+    is gone.
+    """
+    names = {t.name for t in desired.trusts}
+    record = {cidr: name for cidr, name in previous.items() if name not in names}
+    record.update({cidr_of(t.public_ip): t.name for t in desired.trusts if is_present(t)})
+    return dict(sorted(record.items()))
 
 
 def registered_names(observed: ObservedState) -> frozenset[str]:

@@ -368,8 +368,13 @@ class _Planner:
         self._allowlist_pairs()
         a = self.allow
         a.moves = [p for p in a.moves if p["cidr"] in owned]
+        # Rules of nobody, or of trusts no longer in the manifest, stay until --prune.
+        manifest_names = {t.name for t in self.d.trusts}
+        unclaimed = [*self.attribution.orphans, *(
+            r for name, owned_rules in self.attribution.by_trust.items()
+            if name not in manifest_names for r in owned_rules)]
         kept_orphans = set() if self.opt.prune else {
-            ip_of(r.cidr) for r in self.attribution.orphans if terraform_owned(r)
+            ip_of(r.cidr) for r in unclaimed if terraform_owned(r)
         }
         final_ips = {
             t.public_ip for t in self.present

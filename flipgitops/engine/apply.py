@@ -299,6 +299,12 @@ def _record_applied(
 
     commit = _head_commit(manifest_path)
     state_store.write_applied(manifest, commit, plan.fingerprint, clients=clients)
+    if manifest.hub.fl_server.allowlist == "terraform":
+        from flipgitops.core.diff import terraform_owner_record
+
+        previous = state_store.read_allowlist_owners(manifest, clients=clients)
+        state_store.write_allowlist_owners(
+            manifest, terraform_owner_record(manifest, previous), clients=clients)
     return commit
 
 

@@ -33,6 +33,12 @@ def observe(
     """
     c = clients if clients is not None else as_clients(session, manifest.aws.region)
     hub = observe_hub(manifest, c)
+    if manifest.hub.fl_server.allowlist == "terraform" and hub.allowlist.exists:
+        from flipgitops.adapters.state_store import read_allowlist_owners
+
+        owners = read_allowlist_owners(manifest, clients=c)
+        hub = hub.model_copy(update={
+            "allowlist": hub.allowlist.model_copy(update={"recorded_owners": owners})})
     host_facts = gather_host_facts(manifest, manifest_path) if hosts else {}
     return ObservedState(
         environment=manifest.environment,

@@ -38,6 +38,10 @@ class ObservedAllowlist(Frozen):
     group_name: str
     group_id: str | None = None
     rules: tuple[IngressRule, ...] = ()
+    # allowlist `terraform` only: CIDR -> trust, from flipgitops' allowlist record. The hub's
+    # Terraform describes a rule by its IP alone, so without this a trust's old rule could not
+    # be told from a stranger's once the trust's IP changed in the manifest.
+    recorded_owners: dict[str, str] = Field(default_factory=dict)
 
 
 class ObservedSecret(Frozen):

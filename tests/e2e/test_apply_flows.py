@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import builders
 import pytest
-from applyworld import World
+from applyworld import World, trust_doc
 
 from flipgitops.adapters.aws_actions import AwsActions
 from flipgitops.engine.executors import ApplyContext, executor_for, terraform_guard
@@ -174,17 +176,22 @@ def test_json_format_reports_the_run(moto: MotoServer, tmp_path: Path) -> None:
 # --- terraform-owned allowlist -------------------------------------------------------------
 
 TF_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "terraform" / "flip_root"
+needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None,
+                                     reason="terraform binary not on PATH")
 
 
-@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH")
-def test_terraform_allowlist_executor_runs_the_real_root(moto: MotoServer,
-                                                         tmp_path: Path) -> None:
-    """terraform.apply renders FLIP's variables, plans, guards the plan JSON and applies it
-    (the stand-in root's state lands in the S3 backend on moto); a dry run only plans."""
-    w = World(tmp_path, trusts=("Trust_1", "Trust_2"), tre=True)
-    w.seed_hub(trusts=False)
-    root = tmp_path / "flip_root"
-    shutil.copytree(TF_FIXTURE, root)
+def tf_rule(ip: str) -> tuple[str, str]:
+    """A rule as the hub's Terraform writes it (`local_trust_fl_server_nlb`)."""
+    return f"{ip}/32", f"FL Server/Admin NLB from on-prem Trust ({ip})"
+
+
+def terraform_world(w: World, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand the allowlist to the stand-in root (S3 backend on moto with `use_lockfile`).
+
+    The root's provisioners run ``python3`` with boto3: put this interpreter first on PATH.
+    """
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    shutil.copytree(TF_FIXTURE, w.tmp_path / "flip_root")
     w.clients.s3.create_bucket(Bucket="flip-tfstate-dev", CreateBucketConfiguration={
         "LocationConstraint": "eu-west-2"})  # type: ignore[typeddict-item]
     w.doc["hub"]["fl_server"] = {"allowlist": "terraform"}
@@ -194,6 +201,22 @@ def test_terraform_allowlist_executor_runs_the_real_root(moto: MotoServer,
         "skip_credentials_validation": "true", "skip_requesting_account_id": "true",
         "skip_metadata_api_check": "true", "skip_region_validation": "true"}}
     w.save("terraform allowlist")
+
+
+def tf_state(w: World) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(w.clients.s3.get_object(
+        Bucket="flip-tfstate-dev", Key="flip/terraform.tfstate")["Body"].read())
+    return state
+
+
+@needs_terraform
+def test_terraform_allowlist_executor_runs_the_real_root(
+        moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """terraform.apply renders FLIP's variables, plans, guards the plan JSON and applies it
+    (the stand-in root's state lands in the S3 backend on moto); a dry run only plans."""
+    w = World(tmp_path, trusts=("Trust_1", "Trust_2"), tre=True)
+    w.seed_hub(trusts=False)
+    terraform_world(w, moto, monkeypatch)
     manifest = w.manifest()
     action = Action(id="terraform.apply", kind=ActionKind.TERRAFORM_APPLY, target="flip_root",
                     params={"local_trust_public_ips": ["203.0.113.11", "203.0.113.12"],
@@ -211,16 +234,88 @@ def test_terraform_allowlist_executor_runs_the_real_root(moto: MotoServer,
     assert "flip/terraform.tfstate" not in {
         o["Key"] for o in w.clients.s3.list_objects_v2(Bucket="flip-tfstate-dev")
         .get("Contents", [])}, "a dry run must not write Terraform state"
+    assert w.rules() == [], "a dry run must not touch the security group"
 
     done = run(ctx(False), [action])["terraform.apply"]
     assert done.ok and done.changed, done
     assert 'local_trust_fl_server_nlb["203.0.113.12"]' in done.message
-    state = json.loads(w.clients.s3.get_object(
-        Bucket="flip-tfstate-dev", Key="flip/terraform.tfstate")["Body"].read())
-    assert state["outputs"]["fl_server_allowlist"]["value"] == [
+    assert tf_state(w)["outputs"]["fl_server_allowlist"]["value"] == [
         "203.0.113.11/32", "203.0.113.12/32"]
+    assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.12")]
     again = run(ctx(False), [action])["terraform.apply"]
     assert again.ok and not again.changed, again
+    assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.12")]
+
+
+@needs_terraform
+def test_trust_lifecycle_converges_with_a_terraform_allowlist(
+        moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same life with `fl_server.allowlist: terraform`: every allowlist change goes through
+    the hub's Terraform (real binary, state in S3 on moto) and `observe` sees the rules it
+    wrote, so a fresh `plan` after each step finds nothing to do.
+
+    Trust_1 has a host (real ansible-runner); Trust_2 is a hub-side-only TRE trust, which keeps
+    the Ansible cost of this second walk down without losing any allowlist case.
+    """
+    w = World(tmp_path, trusts=("Trust_1", "Trust_2"))
+    w.doc["trusts"][1] = trust_doc(tmp_path, "Trust_2", tre=True)
+    w.seed_hub(trusts=False)
+    terraform_world(w, moto, monkeypatch)
+
+    # 1. onboard both: one terraform apply writes both rules ---------------------------
+    run = w.apply()
+    assert run.code == 0, run.text
+    assert "terraform.apply" in run.text
+    assert_converged(w)
+    assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.12")]
+    assert w.secret()["trust_names"] == ["Trust_1", "Trust_2"]
+    assert_keys_consistent(w, "Trust_1")
+    assert running_tags(w, "Trust_1"), "Trust_1: no running containers recorded"
+    serial = tf_state(w)["serial"]
+
+    # 2. move Trust_2: Terraform replaces exactly its rule ------------------------------
+    w.trust("Trust_2")["public_ip"] = "203.0.113.99"
+    w.save("move Trust_2")
+    run = w.apply()
+    assert run.code == 0, run.text
+    assert_converged(w)
+    assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.99")]
+    assert tf_state(w)["outputs"]["fl_server_allowlist"]["value"] == [
+        "203.0.113.11/32", "203.0.113.99/32"]
+    serial = tf_state(w)["serial"]
+
+    # 3. rotate Trust_1's key and 4. upgrade in lockstep: no Terraform run --------------
+    before = assert_keys_consistent(w, "Trust_1")
+    w.trust("Trust_1")["credentials_generation"] = 2
+    w.save("rotate Trust_1")
+    run = w.apply()
+    assert run.code == 0, run.text
+    assert_converged(w)
+    assert assert_keys_consistent(w, "Trust_1") != before
+    w.doc["hub"]["images"].update(hub_tag="v2.4.0", fl_tag="v2.4.0")
+    w.save("upgrade to v2.4.0")
+    run = w.apply("--fl-quiesced")
+    assert run.code == 0, run.text
+    assert_converged(w)
+    assert set(w.service_tags().values()) == {"v2.4.0"}
+    assert set(running_tags(w, "Trust_1").values()) == {"v2.4.0"}
+    assert tf_state(w)["serial"] == serial, "no allowlist change may run Terraform"
+    assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.99")]
+
+    # 5. decommission Trust_1: stack stopped first, then Terraform drops its rule -------
+    w.trust("Trust_1")["state"] = "decommissioned"
+    w.save("decommission Trust_1")
+    run = w.apply()
+    assert run.code == 0, run.text
+    assert_converged(w)
+    assert w.rules() == [tf_rule("203.0.113.99")]
+    assert w.secret()["trust_names"] == ["Trust_2"]
+    assert running_tags(w, "Trust_1") == {}
+    events = w.journal_events()
+    last_run = events[max(i for i, e in enumerate(events) if e["event"] == "run.start"):]
+    starts = [e["action"] for e in last_run if e["event"] == "action.start"]
+    assert starts.index("host.stop_stack:Trust_1") < starts.index("terraform.apply")
+    assert w.lock() is None
 
 
 def test_terraform_guard_refuses_protected_deletes() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from flipgitops.core.diff import attribute_rules, terraform_owner_record
 from flipgitops.core.fingerprint import fingerprint
 from flipgitops.core.ordering import DependencyCycleError, UnknownDependencyError, waves
 from flipgitops.core.planner import plan
 from flipgitops.model.manifest import Manifest
-from flipgitops.model.observed import ObservedState
+from flipgitops.model.observed import IngressRule, ObservedState
 from flipgitops.model.plan import Action, Plan, PlanOptions
 from tests.builders import (
     add_rule,
@@ -487,6 +488,63 @@ def test_terraform_mode_keeps_unmanaged_trust_rules_unless_pruned() -> None:
     pruned = plan(m, o, PlanOptions(prune=True))
     assert pruned.action("terraform.apply").params["local_trust_public_ips"] == [
         "203.0.113.11", "203.0.113.12"]
+
+
+def _tf_rule(m: Manifest, ip: str) -> IngressRule:
+    return rule_for(m, "x", ip, description=f"FL Server/Admin NLB from on-prem Trust ({ip})")
+
+
+def test_terraform_mode_moves_a_trust_by_its_recorded_rule() -> None:
+    """Terraform's rules name only an IP: the allowlist record says the old one was Trust_2's,
+    so a manifest IP change replaces the rule instead of leaving the old IP open."""
+    live = manifest(2, allowlist="terraform")
+    m = manifest([trust("Trust_1"), trust("Trust_2", ip="203.0.113.99")], allowlist="terraform")
+    o = observed_matching(live)
+    assert o.hub.allowlist.recorded_owners["203.0.113.12/32"] == "Trust_2"
+    p = plan(m, o)
+    assert ids(p) == ["terraform.apply"]
+    assert p.action("terraform.apply").params["local_trust_public_ips"] == [
+        "203.0.113.11", "203.0.113.99"]
+    # Without a record (an allowlist adopted before any converged apply) nobody can say whose
+    # the old rule is: it stays, and --prune removes it.
+    unrecorded = with_allowlist(o, recorded_owners={})
+    assert plan(m, unrecorded).action("terraform.apply").params["local_trust_public_ips"] == [
+        "203.0.113.11", "203.0.113.12", "203.0.113.99"]
+    assert plan(m, unrecorded, PlanOptions(prune=True)).action(
+        "terraform.apply").params["local_trust_public_ips"] == ["203.0.113.11", "203.0.113.99"]
+
+
+def test_terraform_mode_a_stale_record_never_outranks_the_manifest() -> None:
+    m = manifest(2, allowlist="terraform")
+    stale = with_allowlist(observed_matching(m), recorded_owners={
+        "203.0.113.11/32": "Trust_2", "203.0.113.12/32": "Trust_1"})
+    assert plan(m, stale).is_empty
+    assert attribute_rules(m, stale).cidrs("Trust_1") == ("203.0.113.11/32",)
+
+
+def test_terraform_mode_recorded_rules_of_removed_trusts_are_unmanaged() -> None:
+    """A trust deleted from the manifest (not decommissioned): its recorded rule is reported
+    as unmanaged and kept, as in aws-api mode, until --prune."""
+    m = manifest(2, allowlist="terraform")
+    o = observed_matching(m)
+    o = add_rule(o, _tf_rule(m, "198.51.100.7"))
+    o = with_allowlist(o, recorded_owners={**o.hub.allowlist.recorded_owners,
+                                           "198.51.100.7/32": "Trust_9"})
+    p = plan(m, o)
+    assert p.is_empty and "Trust_9" in p.unmanaged
+    pruned = plan(m, o, PlanOptions(prune=True))
+    assert pruned.action("terraform.apply").params["local_trust_public_ips"] == [
+        "203.0.113.11", "203.0.113.12"]
+
+
+def test_terraform_owner_record_follows_the_manifest() -> None:
+    m = manifest([trust("Trust_1"), trust("Trust_2", ip="203.0.113.99"),
+                  trust("Trust_3", state="decommissioned")], allowlist="terraform")
+    previous = {"203.0.113.11/32": "Trust_1", "203.0.113.12/32": "Trust_2",
+                "203.0.113.13/32": "Trust_3", "198.51.100.7/32": "Trust_9"}
+    assert terraform_owner_record(m, previous) == {
+        "198.51.100.7/32": "Trust_9", "203.0.113.11/32": "Trust_1",
+        "203.0.113.99/32": "Trust_2"}
 
 
 # --- blocked plans, determinism ------------------------------------------------------------
