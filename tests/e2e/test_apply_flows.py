@@ -188,9 +188,12 @@ def tf_rule(ip: str) -> tuple[str, str]:
 def terraform_world(w: World, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand the allowlist to the stand-in root (S3 backend on moto with `use_lockfile`).
 
-    The root's provisioners run ``python3`` with boto3: put this interpreter first on PATH.
+    The root's provisioners write the rules into the security group named by
+    ``TF_VAR_fl_server_security_group`` with ``python3`` and boto3, so this interpreter goes
+    first on PATH.
     """
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TF_VAR_fl_server_security_group", "flip-fl-server-nlb")
     shutil.copytree(TF_FIXTURE, w.tmp_path / "flip_root")
     w.clients.s3.create_bucket(Bucket="flip-tfstate-dev", CreateBucketConfiguration={
         "LocationConstraint": "eu-west-2"})  # type: ignore[typeddict-item]
@@ -261,9 +264,17 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     w.doc["trusts"][1] = trust_doc(tmp_path, "Trust_2", tre=True)
     w.seed_hub(trusts=False)
     terraform_world(w, moto, monkeypatch)
+    outputs: list[str] = []
+    keys: set[str] = set()
+
+    def apply(*args: str) -> Any:
+        done = w.apply(*args)
+        outputs.append(done.text)
+        keys.update(e[1] for t in ("Trust_1", "Trust_2") if (e := w.escrowed(t)) is not None)
+        return done
 
     # 1. onboard both: one terraform apply writes both rules ---------------------------
-    run = w.apply()
+    run = apply()
     assert run.code == 0, run.text
     assert "terraform.apply" in run.text
     assert_converged(w)
@@ -276,7 +287,7 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     # 2. move Trust_2: Terraform replaces exactly its rule ------------------------------
     w.trust("Trust_2")["public_ip"] = "203.0.113.99"
     w.save("move Trust_2")
-    run = w.apply()
+    run = apply()
     assert run.code == 0, run.text
     assert_converged(w)
     assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.99")]
@@ -288,13 +299,13 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     before = assert_keys_consistent(w, "Trust_1")
     w.trust("Trust_1")["credentials_generation"] = 2
     w.save("rotate Trust_1")
-    run = w.apply()
+    run = apply()
     assert run.code == 0, run.text
     assert_converged(w)
     assert assert_keys_consistent(w, "Trust_1") != before
     w.doc["hub"]["images"].update(hub_tag="v2.4.0", fl_tag="v2.4.0")
     w.save("upgrade to v2.4.0")
-    run = w.apply("--fl-quiesced")
+    run = apply("--fl-quiesced")
     assert run.code == 0, run.text
     assert_converged(w)
     assert set(w.service_tags().values()) == {"v2.4.0"}
@@ -305,10 +316,12 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     # 5. decommission Trust_1: stack stopped first, then Terraform drops its rule -------
     w.trust("Trust_1")["state"] = "decommissioned"
     w.save("decommission Trust_1")
-    run = w.apply()
+    run = apply()
     assert run.code == 0, run.text
     assert_converged(w)
     assert w.rules() == [tf_rule("203.0.113.99")]
+    record = json.loads(w.state_objects()["flipgitops/allowlist/dev.json"])
+    assert record["owners"] == {"203.0.113.99/32": "Trust_2"}
     assert w.secret()["trust_names"] == ["Trust_2"]
     assert running_tags(w, "Trust_1") == {}
     events = w.journal_events()
@@ -316,6 +329,16 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     starts = [e["action"] for e in last_run if e["event"] == "action.start"]
     assert starts.index("host.stop_stack:Trust_1") < starts.index("terraform.apply")
     assert w.lock() is None
+
+    # No minted key in any output, Terraform file (tfvars, .terraform) or S3 object.
+    assert len(keys) == 3, "Trust_1 generations 1 and 2, Trust_2 generation 1"
+    places = {f"apply output {i}": text for i, text in enumerate(outputs)}
+    places.update({f"s3 {k}": v for k, v in w.state_objects().items()})
+    places["terraform state"] = json.dumps(tf_state(w))
+    places.update({str(p): p.read_text(errors="replace")
+                   for p in (tmp_path / "flip_root").rglob("*") if p.is_file()})
+    for key in keys:
+        assert not [where for where, text in places.items() if key in text]
 
 
 def test_terraform_guard_refuses_protected_deletes() -> None:
