@@ -25,7 +25,8 @@ from typing import Any
 
 import ansible_runner
 
-from flipgitops.errors import HostError
+from flipgitops.adapters.secret_refs import SecretRefs
+from flipgitops.errors import AdapterError, HostError
 from flipgitops.model.manifest import Host
 from flipgitops.model.observed import ObservedContainer, ObservedHost
 from flipgitops.model.plan import ActionKind
@@ -64,6 +65,7 @@ class HostTarget:
     trust: str
     host: Host
     fl_kit_slot: str
+    region: str | None = None  # where ssm:/secretsmanager: ssh_key references live
 
 
 @dataclass(frozen=True)
@@ -268,10 +270,11 @@ def _write_inventory(
     inv_dir = pdd / "inventory"
     (inv_dir / "host_vars").mkdir(parents=True, mode=0o700)
     hosts: dict[str, dict[str, Any]] = {}
+    refs = SecretRefs(region=next((t.target.region for t in tasks if t.target.region), None))
     for task in tasks:
         trust = task.target.trust
         try:
-            hosts[trust] = _host_vars(pdd, task.target, base_dir)
+            hosts[trust] = _host_vars(pdd, task.target, base_dir, refs)
         except HostError as exc:
             outcomes[trust].unreachable = str(exc)
             continue
@@ -290,7 +293,9 @@ def _jsonable(value: Any) -> Any:
     return dump(mode="json") if callable(dump) else str(value)
 
 
-def _host_vars(pdd: Path, target: HostTarget, base_dir: Path) -> dict[str, Any]:
+def _host_vars(
+    pdd: Path, target: HostTarget, base_dir: Path, refs: SecretRefs
+) -> dict[str, Any]:
     host = target.host
     hv: dict[str, Any] = {
         "flip_trust": target.trust,
@@ -323,7 +328,7 @@ def _host_vars(pdd: Path, target: HostTarget, base_dir: Path) -> dict[str, Any]:
     if port:
         hv["ansible_port"] = int(port) if port.isdigit() else port
     if host.ssh_key:
-        hv["ansible_ssh_private_key_file"] = str(_ssh_key_file(pdd, target, base_dir))
+        hv["ansible_ssh_private_key_file"] = str(_ssh_key_file(pdd, target, base_dir, refs))
     return hv
 
 
@@ -340,23 +345,22 @@ def _anchor_command(command: str, base_dir: Path) -> str:
     return " ".join(words)
 
 
-def _ssh_key_file(pdd: Path, target: HostTarget, base_dir: Path) -> Path:
+def _ssh_key_file(pdd: Path, target: HostTarget, base_dir: Path, refs: SecretRefs) -> Path:
+    """The private key as a 0600 file inside this run's private dir (deleted with it).
+
+    An ``env:`` variable may also hold the path of a key file (as on an operator's laptop).
+    """
     ref = target.host.ssh_key or ""
-    if not ref.startswith("env:"):
-        raise HostError(
-            f"host.ssh_key of {target.trust}: only env:NAME references are supported for ssh "
-            f"keys (got a {ref.split(':', 1)[0]}: reference)"
-        )
-    name = ref[len("env:"):]
-    value = os.environ.get(name, "")
-    if not value.strip():
-        raise HostError(f"host.ssh_key of {target.trust}: environment variable {name} is not set")
+    try:
+        value = refs.resolve(ref)
+    except AdapterError as exc:
+        raise HostError(f"host.ssh_key of {target.trust} ({ref}): {exc}") from None
     if "PRIVATE KEY" not in value:
-        path = _anchor(value.strip(), base_dir)
-        if not path.is_file():
+        path = _anchor(value.strip(), base_dir) if ref.startswith("env:") else None
+        if path is None or not path.is_file():
             raise HostError(
-                f"host.ssh_key of {target.trust}: {name} holds neither a private key nor the "
-                "path of a key file"
+                f"host.ssh_key of {target.trust}: {ref} holds neither a private key nor "
+                "(env: only) the path of a key file"
             )
         return path
     key_dir = pdd / "keys"

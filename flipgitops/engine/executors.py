@@ -406,7 +406,8 @@ def run_host_group(ctx: ApplyContext, actions: Sequence[Action]) -> dict[str, Ou
         except FlipGitopsError as exc:
             outcomes[action.id] = Outcome(False, False, str(exc))
             continue
-        target = HostTarget(trust=trust.name, host=trust.host, fl_kit_slot=trust.fl_kit_slot)
+        target = HostTarget(trust=trust.name, host=trust.host, fl_kit_slot=trust.fl_kit_slot,
+                            region=ctx.manifest.aws.region)
         tasks.append(HostTask(target=target, vars=host_vars(ctx.manifest, trust), secrets=secrets))
         by_trust[trust.name] = action
     if not tasks:

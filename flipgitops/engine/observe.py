@@ -53,7 +53,8 @@ def gather_host_facts(manifest: Manifest, manifest_path: Path | None) -> dict[st
     from flipgitops.adapters.hosts import HostTarget, gather_facts
 
     targets = [
-        HostTarget(trust=t.name, host=t.host, fl_kit_slot=t.fl_kit_slot)
+        HostTarget(trust=t.name, host=t.host, fl_kit_slot=t.fl_kit_slot,
+                   region=manifest.aws.region)
         for t in manifest.trusts
         if t.host is not None
     ]

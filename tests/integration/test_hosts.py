@@ -6,6 +6,7 @@ stand-in; an unreachable host is ssh to a closed loopback port.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from flipgitops.adapters.aws_session import Clients
 from flipgitops.adapters.hosts import (
     HostResult,
     HostTarget,
@@ -22,10 +24,12 @@ from flipgitops.adapters.hosts import (
     gather_facts,
     run_host_action,
 )
+from flipgitops.adapters.secret_refs import SecretRefError, SecretRefs
 from flipgitops.errors import HostError
 from flipgitops.model.manifest import TrustServices
 from flipgitops.model.observed import ObservedHost
 from flipgitops.model.plan import ActionKind as K
+from flipgitops.sandbox.moto_server import MotoServer
 from tests.hostfixtures import (
     host_vars,
     make_keys,
@@ -191,7 +195,7 @@ def test_unreachable_host_is_unknown_and_fails_alone(tmp_path: Path) -> None:
     ok = target(tmp_path, "Trust_1")
     down = HostTarget("Trust_2", make_unreachable_host(tmp_path, "Trust_2"), "Trust_2")
     keyless = HostTarget("Trust_3", make_unreachable_host(tmp_path, "Trust_3").model_copy(
-        update={"ssh_key": "ssm:/keys/trust3"}), "Trust_3")
+        update={"ssh_key": "env:FLIPGITOPS_TEST_NO_SUCH_KEY"}), "Trust_3")
     observed = gather_facts([ok, down], base_dir=tmp_path)
     assert observed["Trust_1"].reachable
     assert observed["Trust_2"].reachable is False
@@ -199,7 +203,47 @@ def test_unreachable_host_is_unknown_and_fails_alone(tmp_path: Path) -> None:
     results = act(K.HOST_PROVISION, [ok, down, keyless], tmp_path)
     assert results["Trust_1"].ok
     assert not results["Trust_2"].ok and results["Trust_2"].message.startswith("unreachable: ")
-    assert not results["Trust_3"].ok and "env:NAME" in results["Trust_3"].message
+    assert not results["Trust_3"].ok
+    assert "FLIPGITOPS_TEST_NO_SUCH_KEY is not set" in results["Trust_3"].message
+
+
+def test_ssh_keys_resolve_from_ssm_and_secrets_manager(moto: MotoServer, tmp_path: Path) -> None:
+    """ssm:/ and secretsmanager:name#key references reach ssh as a private key file; a bad
+    reference fails only its own host, naming the reference and never the value."""
+    key = "\n".join(["-----BEGIN OPENSSH " + "PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAA" * 3,
+                     "-----END OPENSSH " + "PRIVATE KEY-----"])
+    clients = Clients(region="eu-west-2")
+    clients.ssm.put_parameter(Name="/flip/dev/ssh", Value=key, Type="SecureString")
+    clients.secretsmanager.create_secret(Name="flip/ssh", SecretString=json.dumps({"t3": key}))
+
+    def ssh_target(name: str, ref: str) -> HostTarget:
+        host = make_unreachable_host(tmp_path, name).model_copy(update={"ssh_key": ref})
+        return HostTarget(name, host, name, region="eu-west-2")
+
+    targets = [ssh_target("Trust_2", "ssm:/flip/dev/ssh"),
+               ssh_target("Trust_3", "secretsmanager:flip/ssh#t3"),
+               ssh_target("Trust_4", "ssm:/flip/dev/missing"),
+               ssh_target("Trust_5", "secretsmanager:flip/ssh#nokey")]
+    observed = gather_facts(targets, base_dir=tmp_path)
+    reasons = {name: h.reason or "" for name, h in observed.items()}
+    for name in ("Trust_2", "Trust_3"):  # the key resolved: ssh itself was refused
+        assert not observed[name].reachable and "127.0.0.1" in reasons[name], reasons[name]
+        assert "ssh_key" not in reasons[name], reasons[name]
+    assert "/flip/dev/missing does not exist" in reasons["Trust_4"]
+    assert "'nokey'" in reasons["Trust_5"]
+    assert not [n for n, r in reasons.items() if "PRIVATE KEY" in r or "b3BlbnNz" in r]
+
+
+def test_a_secret_reference_is_fetched_once_per_run(moto: MotoServer) -> None:
+    clients = Clients(region="eu-west-2")
+    clients.ssm.put_parameter(Name="/flip/k", Value="s3cr3t-value", Type="SecureString")
+    refs = SecretRefs(clients=clients)
+    assert refs.resolve("ssm:/flip/k") == "s3cr3t-value"
+    clients.ssm.delete_parameter(Name="/flip/k")
+    assert refs.resolve("ssm:/flip/k") == "s3cr3t-value", "500 trusts sharing a key cost one call"
+    assert "s3cr3t" not in repr(refs)
+    with pytest.raises(SecretRefError, match="/flip/k does not exist"):
+        SecretRefs(clients=clients).resolve("ssm:/flip/k")
 
 
 def test_env_file_mode_drift_is_seen_and_fixed(tmp_path: Path) -> None:
