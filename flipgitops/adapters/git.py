@@ -69,10 +69,28 @@ def read_file_at(repo_dir: str | Path, rev: str, path: str) -> str | None:
         raise GitError(f"{path} at {rev} is not UTF-8 text") from None
 
 
-def changed_files(repo_dir: str | Path, base: str, head: str) -> list[str]:
-    """Paths that differ between the two commits (both sides of a rename), sorted."""
+def fork_point(repo_dir: str | Path, base: str, head: str = "HEAD") -> str:
+    """Where ``head`` left ``base`` (their merge base), like ``git diff base...head``.
+
+    A branch compared with a ``main`` that moved on since would otherwise show main's newer
+    commits, reversed, as if the branch had made them. In CI the head is GitHub's test merge
+    of the pull request, whose first parent is the base, so the answer is the base itself.
+    With no common history (a shallow clone) the base is used as given.
+    """
     repo = _repo(repo_dir)
     a, b = _commit(repo, base), _commit(repo, head)
+    try:
+        bases = repo.merge_base(a, b)
+    except GitCommandError:
+        bases = []
+    found = next((c for c in bases if isinstance(c, git.Commit)), None)
+    return str(found.hexsha) if found is not None else str(a.hexsha)
+
+
+def changed_files(repo_dir: str | Path, base: str, head: str) -> list[str]:
+    """Paths ``head`` changed since it left ``base`` (both sides of a rename), sorted."""
+    repo = _repo(repo_dir)
+    a, b = _commit(repo, fork_point(repo_dir, base, head)), _commit(repo, head)
     paths: set[str] = set()
     for d in a.diff(b):
         paths.update(p for p in (d.a_path, d.b_path) if p)

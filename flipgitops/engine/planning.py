@@ -27,12 +27,13 @@ def exit_code(plan: Plan) -> int:
 
 def base_change(manifest: Manifest, manifest_path: Path, base: str,
                 echo: Echo) -> tuple[Change, ...]:
-    """The manifest change from ``base`` to the working tree (an add when it is new)."""
+    """The manifest change since the working tree's history left ``base`` (an add when the
+    file is new), so a ``main`` that moved on meanwhile does not show up reversed."""
     from flipgitops.core.parse import parse_manifest
 
     root = git_adapter.repo_root(manifest_path)
     rel = git_adapter.relative_path(root, manifest_path)
-    text = git_adapter.read_file_at(root, base, rel)
+    text = git_adapter.read_file_at(root, git_adapter.fork_point(root, base), rel)
     if text is None:
         echo(f"{rel} does not exist at {base}: new environment", err=True)
         return manifest_change(None, manifest)

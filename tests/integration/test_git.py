@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from flipgitops.adapters.git import (
     changed_files,
+    fork_point,
     head_commit,
     read_file_at,
     relative_path,
@@ -103,6 +104,32 @@ def test_changed_files_no_environment(repo: Repo) -> None:
     head = repo.commit("docs", {"README.md": "docs only",
                                 "docs/environments.yaml": "not an env"})
     assert changed_environments(changed_files(repo.root, base, head)) == []
+
+
+def test_changed_files_are_the_branch_changes_only(repo: Repo) -> None:
+    """main moved on (prod, and dev's hub_tag) after the branch left it: only the branch's own
+    change counts, for `changed` and for the manifest change `plan --base main` shows (a
+    direct comparison would also show main's hub_tag upgrade, reversed)."""
+    from flipgitops.core.parse import parse_manifest
+
+    repo.commit("dev", {"environments/dev.yaml": manifest_yaml("dev")})
+    fork = head_commit(repo.root)
+    assert fork is not None
+    repo.repo.create_head("feature")
+    main_tip = repo.commit("prod and a dev upgrade on main", {
+        "environments/prod.yaml": manifest_yaml("prod"),
+        "environments/dev.yaml": manifest_yaml("dev", hub_tag="v2.4.0")})
+    repo.repo.heads.feature.checkout()
+    head = repo.commit("dev on the branch",
+                       {"environments/dev.yaml": manifest_yaml("dev", ip="198.51.100.7")})
+    assert fork_point(repo.root, main_tip, head) == fork
+    assert changed_files(repo.root, main_tip, head) == ["environments/dev.yaml"]
+    assert changed_files(repo.root, "main", "feature") == ["environments/dev.yaml"]
+    path = repo.root / "environments" / "dev.yaml"
+    change = base_change(parse_manifest(path.read_text(), str(path)), path, "main",
+                         _echo_sink([]))
+    assert [(c.path, c.before, c.after) for c in change] == [
+        ("trusts.Trust_1.public_ip", "203.0.113.10", "198.51.100.7")]
 
 
 def test_deleted_environment_is_changed(repo: Repo) -> None:
