@@ -150,16 +150,20 @@ class StateStore:
         hand edit, a truncated write) still means "locked": it is described by a stand-in
         record whose id, ``unreadable-<ETag>``, is what `force_unlock` takes to remove it,
         so only that exact object can be removed by that id."""
+        return self._read_lock_version(key)[0]
+
+    def _read_lock_version(self, key: str) -> tuple[dict[str, Any] | None, str]:
+        """(the lock record as `_read_lock` describes it, the object's ETag)."""
         got = self._get_bytes(key)
         if got is None:
-            return None
+            return None, ""
         body, etag = got
         lock = _json_object(body) or {}
         lock_id = lock.get("lock_id") or lock.get("run_id")
         if isinstance(lock_id, str) and lock_id:
-            return {**lock, "lock_id": lock_id}
+            return {**lock, "lock_id": lock_id}, etag
         return {"lock_id": f"{UNREADABLE_PREFIX}{etag or 'no-etag'}", "unreadable": True,
-                "size": len(body)}
+                "size": len(body)}, etag
 
     def _held(self, env: str, lock: dict[str, Any] | None) -> LockHeld:
         if lock is None:  # released between our attempt and our read
@@ -197,14 +201,21 @@ class StateStore:
         return self._read_lock(self.lock_key(env))
 
     def _delete_if(self, env: str, lock_id: str) -> bool:
+        """Delete the lock only if it is still the very object we read (``If-Match`` on its
+        ETag): two `unlock`s, or an unlock racing a new apply's lock, can never remove a
+        lock that was taken after we looked."""
         key = self.lock_key(env)
-        lock = self._read_lock(key)
+        lock, etag = self._read_lock_version(key)
         if lock is None or lock.get("lock_id") != lock_id:
             return False
-        must(
-            lambda: self.clients.s3.delete_object(Bucket=self.bucket, Key=key),
-            doing=self._doing("deleting lock", key),
-        )
+        try:
+            self.clients.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                return False  # replaced or removed since we read it: not ours to delete
+            raise translate(exc, doing=self._doing("deleting lock", key)) from None
+        except BotoCoreError as exc:
+            raise translate(exc, doing=self._doing("deleting lock", key)) from None
         return True
 
     def release_lock(self, env: str, run_id: str) -> None:

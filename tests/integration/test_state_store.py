@@ -100,6 +100,25 @@ def test_release_leaves_someone_elses_lock_alone(store: StateStore) -> None:
     assert store.read_lock("dev")["lock_id"] == run_id  # type: ignore[index]
 
 
+def test_unlock_never_removes_a_lock_taken_after_it_looked(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `unlock`s of one stale lock: the first removes it, a new apply locks, and the second
+    (which read the old lock just before) must not remove the new one (If-Match on the ETag)."""
+    stale = store.acquire_lock("dev", HOLDER)
+    read = StateStore._read_lock_version
+
+    def read_then_race(self: StateStore, key: str) -> tuple[dict[str, object] | None, str]:
+        seen = read(self, key)
+        monkeypatch.setattr(StateStore, "_read_lock_version", read)  # race once
+        assert store.force_unlock("dev", stale), "the first unlock removes the stale lock"
+        store.acquire_lock("dev", {"who": "bob@ci"}, run_id="new-run")
+        return seen
+
+    monkeypatch.setattr(StateStore, "_read_lock_version", read_then_race)
+    assert store.force_unlock("dev", stale) is False
+    assert store.read_lock("dev")["lock_id"] == "new-run"  # type: ignore[index]
+
+
 def action(i: int) -> Action:
     return Action(id=f"host.deliver:Trust_{i}", kind="host.deliver", target=f"Trust_{i}")
 
