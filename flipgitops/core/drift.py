@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict
 
-from flipgitops.core.diff import database_target
+from flipgitops.core.diff import attribute_rules, cidr_of, database_target, fl_port_rules
 from flipgitops.model.manifest import Manifest, Trust
-from flipgitops.model.observed import IngressRule, ObservedHost, ObservedState
+from flipgitops.model.observed import ObservedHost, ObservedState
 from flipgitops.model.plan import Finding
 
 _GROUP_ORDER = {"changed": 0, "missing": 1, "unmanaged": 2, "unknown": 3}
@@ -86,14 +86,9 @@ def _account(d: Manifest, o: ObservedState) -> Iterator[Finding]:
                  f"live region {live.region} is not the manifest's {d.aws.region} (FG006)")
 
 
-def _in_port(rule: IngressRule, port: int) -> bool:
-    """Does the rule open the FL port? (an all-traffic rule does, whatever its ports say)"""
-    if rule.protocol in ("-1", "all"):
-        return True
-    return rule.protocol in ("tcp", "6") and rule.from_port <= port <= rule.to_port
-
-
 def _allowlist(d: Manifest, o: ObservedState) -> Iterator[Finding]:
+    """Rules are matched to trusts exactly as the planner matches them (`attribute_rules`),
+    so drift and plan can never disagree about whose rule a rule is."""
     al = o.hub.allowlist
     group = d.hub.fl_server.security_group
     if not al.exists:
@@ -101,28 +96,29 @@ def _allowlist(d: Manifest, o: ObservedState) -> Iterator[Finding]:
                  f"security group {group} does not exist: no trust can reach the FL server")
         return
     port = d.hub.fl_server.port
-    rules = [r for r in al.rules if _in_port(r, port)]
-    by_cidr = {r.cidr: r for r in rules}
-    registered = {t.name: t for t in _registered(d)}
-    wanted_cidrs = {f"{t.public_ip}/32" for t in registered.values()}
-    for t in registered.values():
-        cidr = f"{t.public_ip}/32"
-        if cidr in by_cidr:
+    rules = fl_port_rules(d, o)
+    live = {r.cidr for r in rules}
+    attribution = attribute_rules(d, o)
+    owner_of = {r.cidr: name for name, owned in attribution.by_trust.items() for r in owned}
+    wanted = {t.name: cidr_of(t.public_ip) for t in _registered(d)}
+    for name, cidr in wanted.items():
+        if cidr in live:
             continue
-        owned = [r.cidr for r in rules if r.managed_trust == t.name]
+        owned = attribution.cidrs(name)
         if owned:
-            yield _f("changed", "high", f"trust:{t.name}",
-                     f"ingress rule is {', '.join(sorted(owned))} but public_ip is {cidr}")
+            yield _f("changed", "high", f"trust:{name}",
+                     f"ingress rule is {', '.join(owned)} but public_ip is {cidr}")
         else:
-            yield _f("missing", "high", f"trust:{t.name}",
+            yield _f("missing", "high", f"trust:{name}",
                      f"no ingress rule for {cidr} on port {port}: the trust cannot reach FL")
     for r in rules:
-        if r.cidr in wanted_cidrs:
+        if r.cidr in wanted.values():
             continue
-        owner = r.managed_trust
-        if owner in registered and f"{registered[owner].public_ip}/32" not in by_cidr:
+        owner = owner_of.get(r.cidr)
+        if owner in wanted and wanted[owner] not in live:
             continue  # already reported as an IP change of that trust
-        who = f" (labelled for {owner})" if owner else ""
+        who = (f" (labelled for {owner})" if r.managed_trust else
+               f" (last allowed for {owner})" if owner else "")
         yield _f("unmanaged", "high", f"ingress:{r.cidr}",
                  f"ingress rule for {r.cidr} on port {port}{who} belongs to no trust in the "
                  "manifest")

@@ -342,3 +342,22 @@ def test_decommissioned_trust_still_registered_is_unmanaged() -> None:
     assert got == {("unmanaged", "high", "trust:Trust_2"),
                    ("unmanaged", "high", "ingress:203.0.113.12/32"),
                    ("unmanaged", "medium", "host:Trust_2")}
+
+
+def test_terraform_rule_of_a_moved_trust_is_its_ip_change() -> None:
+    """Terraform names rules by IP only; the allowlist record says the old rule was
+    Trust_2's, so drift reports Trust_2's IP change rather than a stranger's rule."""
+    from tests.builders import manifest, observed_matching, trust
+
+    live = manifest(2, allowlist="terraform")
+    m = manifest([trust("Trust_1"), trust("Trust_2", ip="198.51.100.9")], allowlist="terraform")
+    o = observed_matching(live)
+    report = drift_report(m, o)
+    assert [(f.group, f.target) for f in report.by_group("changed")] == [("changed",
+                                                                           "trust:Trust_2")]
+    assert "203.0.113.12/32" in report.by_group("changed")[0].message
+    assert not report.by_group("unmanaged")
+    unrecorded = o.model_copy(update={"hub": o.hub.model_copy(update={
+        "allowlist": o.hub.allowlist.model_copy(update={"recorded_owners": {}})})})
+    groups = {(f.group, f.target) for f in drift_report(m, unrecorded).findings}
+    assert {("missing", "trust:Trust_2"), ("unmanaged", "ingress:203.0.113.12/32")} <= groups
