@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import make_manifest, new_clients
+from awsworld import make_manifest, new_clients
 
 from flipgitops.adapters.aws import observe_hub
 from flipgitops.adapters.aws_actions import AwsActions, escrow_parameter

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from awsworld import REGION, make_manifest, new_clients
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -17,7 +18,6 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from conftest import REGION, make_manifest, new_clients
 
 from flipgitops.adapters.aws import image_tag, observe_hub, with_tag
 from flipgitops.adapters.aws_session import CallCounter, Clients, translate

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_manifest
+from awsworld import make_manifest
 
 from flipgitops.adapters.aws import REDEPLOY_PENDING, observe_hub, observe_secret
 from flipgitops.adapters.aws_actions import AwsActions, escrow_parameter

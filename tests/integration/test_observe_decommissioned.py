@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import make_manifest
+from awsworld import make_manifest
 from hostfixtures import make_local_host, make_unreachable_host
 
 from flipgitops.adapters.aws_session import Clients

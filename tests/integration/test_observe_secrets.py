@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_manifest
+from awsworld import make_manifest
 from hostfixtures import make_local_host, write_trust_env
 
 from flipgitops.adapters.aws_session import Clients

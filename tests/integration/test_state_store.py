@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_manifest, new_clients
+from awsworld import make_manifest, new_clients
 
 from flipgitops.adapters import state_store
 from flipgitops.adapters.aws_session import Clients
