@@ -25,6 +25,10 @@ PROTECTED_TYPES = frozenset(
     }
 )
 DATABASE_TYPE = "aws_db_instance"
+# FLIP's FL control plane in its root: aws_ecs_service.fl_server_net_1 / .fl_api_net_1 and
+# their task definitions. Changing them rolls the FL server or API (FG007).
+ECS_TYPES = frozenset({"aws_ecs_service", "aws_ecs_task_definition"})
+FL_SERVICE_MARKERS = ("fl_server", "fl_api", "fl-server", "fl-api")
 
 
 class TerraformPlanFormatError(ValueError):
@@ -69,6 +73,18 @@ class TerraformPlan:
             rc
             for rc in self.resource_changes
             if rc.mode == "managed" and rc.type in wanted and rc.removes
+        )
+
+    def fl_service_changes(self) -> tuple[ResourceChange, ...]:
+        """FL server/API services or task definitions the plan would change. FLIP's services
+        follow the newest task-definition revision, so even a Terraform run meant only for
+        the allowlist restarts the FL server when its image variable moved since Terraform
+        last ran (flipgitops deploys images through ECS)."""
+        return tuple(
+            rc for rc in self.resource_changes
+            if rc.mode == "managed" and rc.type in ECS_TYPES
+            and rc.kind not in ("no-op", "read")
+            and any(m in rc.address for m in FL_SERVICE_MARKERS)
         )
 
     def database_unprotecting(self) -> tuple[ResourceChange, ...]:

@@ -229,7 +229,7 @@ def _run(
 
     ctx = ApplyContext(manifest=manifest, manifest_dir=manifest_path.resolve().parent,
                        aws=_aws_actions(manifest, clients), echo=echo, dry_run=dry_run,
-                       allow=options.allow)
+                       allow=options.allow, fl_quiesced=options.fl_quiesced)
     progress = make_progress(echo, machine_output=fmt == "json")
     journal = None if dry_run else _open_journal(manifest, run_id, clients)
     if journal is not None:

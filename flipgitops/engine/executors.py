@@ -60,6 +60,7 @@ class ApplyContext:
     echo: Echo
     dry_run: bool = False
     allow: frozenset[str] = frozenset()  # guards the operator accepted (--allow)
+    fl_quiesced: bool = False  # --fl-quiesced: FL may be restarted (FG007)
     # trust -> (generation, database generation, plaintext key); only in memory, never in
     # repr.
     _keys: dict[str, tuple[int, int, str]] = field(default_factory=dict, repr=False)
@@ -270,10 +271,11 @@ def terraform_vars(manifest: Manifest, params: Mapping[str, Any]) -> dict[str, A
 
 
 def terraform_guard(
-    manifest: Manifest, allow: frozenset[str]
+    manifest: Manifest, allow: frozenset[str], *, fl_quiesced: bool = False
 ) -> Callable[[dict[str, Any]], list[str]]:
-    """FG008 (protected types destroyed, any env) and FG002 (prod database) on the exact
-    plan that will be applied; FG002 is never overridable."""
+    """FG008 (protected types destroyed, any env), FG002 (prod database) and FG007 (the FL
+    server or API rolled while training may run) on the exact plan that will be applied;
+    FG002 is never overridable."""
     from flipgitops.core.terraform_plan import (
         DATABASE_TYPE,
         PROTECTED_TYPES,
@@ -295,6 +297,11 @@ def terraform_guard(
             for rc in tf_plan.removing(PROTECTED_TYPES):
                 problems.append(f"FG008: {rc.address} would be {rc.kind}d "
                                 "(protected type; --allow FG008 to accept)")
+        if not fl_quiesced:
+            for rc in tf_plan.fl_service_changes():
+                problems.append(f"FG007: {rc.address} would change ({rc.kind}), restarting "
+                                "the FL control plane; rerun with --fl-quiesced once no "
+                                "training runs")
         return sorted(set(problems))
 
     return guard
@@ -310,7 +317,7 @@ def terraform_apply(ctx: ApplyContext, action: Action) -> Outcome:
     tf.init(config.backend_config)
     result = plan_and_apply_allowlist(
         tf, terraform_vars(ctx.manifest, action.params),
-        terraform_guard(ctx.manifest, ctx.allow), ctx.dry_run,
+        terraform_guard(ctx.manifest, ctx.allow, fl_quiesced=ctx.fl_quiesced), ctx.dry_run,
     )
     addresses = ", ".join(result["addresses"]) or "no resource changes"
     if ctx.dry_run:

@@ -355,3 +355,24 @@ def test_terraform_guard_refuses_protected_deletes() -> None:
     assert prod_problems and all("FG002" in p for p in prod_problems)
     harmless = {"format_version": "1.2", "resource_changes": replace_db["resource_changes"][1:]}
     assert terraform_guard(prod, frozenset())(harmless) == []
+
+
+def test_terraform_guard_refuses_rolling_the_fl_server_unless_quiesced() -> None:
+    """FG007 on the Terraform plan: an allowlist run whose plan would also register a new
+    fl-server task definition (its image variable moved) must not restart FL mid-training."""
+    def change(address: str, actions: list[str]) -> dict[str, object]:
+        rtype, name = address.split(".", 1)
+        return {"address": address, "type": rtype, "name": name, "change": {"actions": actions}}
+
+    rolls = {"format_version": "1.2", "resource_changes": [
+        change("aws_ecs_task_definition.fl_server_net_1", ["delete", "create"]),
+        change("aws_ecs_service.fl_api_net_1[0]", ["update"]),
+        change("aws_ecs_service.flip_api[0]", ["update"]),
+        change("aws_ecs_service.fl_server_net_1[0]", ["no-op"]),
+        change('aws_security_group_rule.local_trust_fl_server_nlb["203.0.113.9"]', ["create"])]}
+    dev = builders.manifest(environment="dev")
+    problems = terraform_guard(dev, frozenset())(rolls)
+    assert [p.split(":")[0] for p in problems] == ["FG007", "FG007"]
+    assert "aws_ecs_service.fl_api_net_1[0]" in problems[0]
+    assert "aws_ecs_task_definition.fl_server_net_1" in problems[1]
+    assert terraform_guard(dev, frozenset(), fl_quiesced=True)(rolls) == []
