@@ -381,7 +381,12 @@ class _Planner:
             if t.name not in self.skipped and cidr_of(t.public_ip) not in foreign
         } | kept_orphans
         live = {ip_of(c) for c in owned}
-        if final_ips == live:
+        # Images move through ECS, but the hub's Terraform renders the same tags into its task
+        # definitions: left behind, its next run (for any allowlist change) would register new
+        # revisions and restart FL. So an upgrade also runs Terraform, after the deploys, in
+        # the same quiesced window (its plan is checked for FG007 like the deploys are).
+        deploys = {i for i, s in self.specs.items() if s.kind == K.HUB_DEPLOY_IMAGE}
+        if final_ips == live and not deploys:
             return
         images = self.d.hub.images
         base = {"docker_image_tag": images.hub_tag, "flip_fl_image_tag": images.fl_tag,
@@ -398,9 +403,11 @@ class _Planner:
         added, dropped = sorted(final_ips - live), sorted(live - final_ips)
         summary = "; ".join(p for p in (
             "allow " + ", ".join(added) if added else "",
-            "revoke " + ", ".join(dropped) if dropped else "") if p)
+            "revoke " + ", ".join(dropped) if dropped else "",
+            f"image tags {images.hub_tag}/{images.fl_tag} after the deploys" if deploys else "",
+        ) if p)
         self.add(TERRAFORM, K.TERRAFORM_APPLY, target,
-                 params={"local_trust_public_ips": sorted(final_ips), **base},
+                 params={"local_trust_public_ips": sorted(final_ips), **base}, deps=deploys,
                  description=f"terraform apply (local_trust_public_ips): {summary}")
         self._allowlist_deps(TERRAFORM, a.adds)
 

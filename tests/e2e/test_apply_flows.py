@@ -295,7 +295,7 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
         "203.0.113.11/32", "203.0.113.99/32"]
     serial = tf_state(w)["serial"]
 
-    # 3. rotate Trust_1's key and 4. upgrade in lockstep: no Terraform run --------------
+    # 3. rotate Trust_1's key: Terraform is not run -----------------------------------
     before = assert_keys_consistent(w, "Trust_1")
     w.trust("Trust_1")["credentials_generation"] = 2
     w.save("rotate Trust_1")
@@ -303,6 +303,9 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     assert run.code == 0, run.text
     assert_converged(w)
     assert assert_keys_consistent(w, "Trust_1") != before
+    assert tf_state(w)["serial"] == serial, "a key rotation must not run Terraform"
+
+    # 4. upgrade in lockstep: ECS deploys, then Terraform's image variables follow ------
     w.doc["hub"]["images"].update(hub_tag="v2.4.0", fl_tag="v2.4.0")
     w.save("upgrade to v2.4.0")
     run = apply("--fl-quiesced")
@@ -310,7 +313,9 @@ def test_trust_lifecycle_converges_with_a_terraform_allowlist(
     assert_converged(w)
     assert set(w.service_tags().values()) == {"v2.4.0"}
     assert set(running_tags(w, "Trust_1").values()) == {"v2.4.0"}
-    assert tf_state(w)["serial"] == serial, "no allowlist change may run Terraform"
+    tf_out = tf_state(w)["outputs"]
+    assert (tf_out["docker_image_tag"]["value"], tf_out["flip_fl_image_tag"]["value"]) == (
+        "v2.4.0", "v2.4.0"), "Terraform must not be left rendering the old tags"
     assert w.rules() == [tf_rule("203.0.113.11"), tf_rule("203.0.113.99")]
 
     # 5. decommission Trust_1: stack stopped first, then Terraform drops its rule -------

@@ -537,6 +537,23 @@ def test_terraform_mode_recorded_rules_of_removed_trusts_are_unmanaged() -> None
         "203.0.113.11", "203.0.113.12"]
 
 
+def test_terraform_mode_upgrade_brings_terraforms_image_tags_along() -> None:
+    """After the ECS deploys, Terraform renders the new tags too, so its next allowlist run
+    does not roll FL; same IP list, nothing else for it to do."""
+    live = manifest(2, allowlist="terraform")
+    m = manifest(2, allowlist="terraform", hub_tag="v2.4.0", fl_tag="v2.4.0")
+    p = plan(m, observed_matching(live), PlanOptions(fl_quiesced=True))
+    tf = p.action("terraform.apply")
+    assert set(deps(p, "terraform.apply")) == {
+        "hub.deploy_image:flip_api", "hub.deploy_image:fl_api", "hub.deploy_image:fl_server"}
+    assert tf.params == {"local_trust_public_ips": ["203.0.113.11", "203.0.113.12"],
+                         "docker_image_tag": "v2.4.0", "flip_fl_image_tag": "v2.4.0",
+                         "environment": "dev"}
+    assert "image tags v2.4.0/v2.4.0" in tf.description
+    assert_ordered(p)
+    assert "terraform.apply" not in ids(plan(m, observed_matching(m)))
+
+
 def test_terraform_owner_record_follows_the_manifest() -> None:
     m = manifest([trust("Trust_1"), trust("Trust_2", ip="203.0.113.99"),
                   trust("Trust_3", state="decommissioned")], allowlist="terraform")
