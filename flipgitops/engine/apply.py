@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from flipgitops.adapters.aws_session import Clients
     from flipgitops.adapters.state_store import Journal
 from flipgitops.engine.progress import Progress, make_progress
-from flipgitops.errors import FlipGitopsError, LockHeld, PlanMismatch
+from flipgitops.errors import FlipGitopsError, GuardBlocked, LockHeld, PlanMismatch
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.plan import FORMAT_VERSION, Action, Plan, PlanOptions
 
@@ -65,6 +65,7 @@ class ApplyResult:
     not_run: list[str] = field(default_factory=list)
     not_run_reasons: dict[str, str] = field(default_factory=dict)  # id -> why it did not run
     remaining: list[str] = field(default_factory=list)
+    guard_blocked: list[str] = field(default_factory=list)  # failed: refused by a guard
     converged: bool = False
     commit: str | None = None
 
@@ -81,7 +82,8 @@ class ApplyResult:
             "commit": self.commit,
             "converged": self.converged,
             "completed": self.completed,
-            "failed": [{"id": k, "message": v} for k, v in self.failed.items()],
+            "failed": [{"id": k, "message": v, "blocked": k in self.guard_blocked}
+                       for k, v in self.failed.items()],
             "not_run": self.not_run,
             "not_run_reasons": {k: self.not_run_reasons[k] for k in self.not_run
                                 if k in self.not_run_reasons},
@@ -255,7 +257,13 @@ def _run(
 def _conclude(manifest: Manifest, manifest_path: Path, fresh: Plan, result: ApplyResult,
               clients: Clients) -> None:
     """Exit code and message from what ran and what a fresh plan still wants."""
-    if result.failed:
+    if result.failed and set(result.failed) <= set(result.guard_blocked):
+        result.exit_code = EXIT_BLOCKED
+        result.message = (f"blocked at apply time by a guard on the hub Terraform's plan "
+                          f"({', '.join(sorted(result.failed))}); {len(result.completed)} "
+                          f"action(s) completed, {len(result.not_run)} not run. Proceed as "
+                          "the guard says and rerun apply")
+    elif result.failed:
         result.exit_code = EXIT_FAILED
         result.message = (f"{len(result.failed)} action(s) failed; {len(result.completed)} "
                           f"completed, {len(result.not_run)} not run. Fix the cause and rerun "
@@ -352,6 +360,8 @@ def _execute(plan: Plan, ctx: ApplyContext, progress: Progress, journal: Journal
                         journal.finish(action, changed=outcome.changed, message=outcome.message)
                 else:
                     result.failed[action.id] = outcome.message
+                    if outcome.blocked:
+                        result.guard_blocked.append(action.id)
                     if journal is not None:
                         journal.failure(action, outcome.message)
                 progress.finished(action, outcome.ok, outcome.message)
@@ -398,6 +408,8 @@ def _run_group(ctx: ApplyContext, group: list[Action]) -> dict[str, Outcome]:
 
     try:
         return executor_for(group[0].kind).run(ctx, group)
+    except GuardBlocked as exc:
+        return {a.id: Outcome(False, False, str(exc), blocked=True) for a in group}
     except FlipGitopsError as exc:
         message = str(exc)
     except Exception as exc:

@@ -48,6 +48,9 @@ class Outcome:
     ok: bool
     changed: bool = False
     message: str = ""
+    # Refused by a guard at apply time (the hub Terraform's own plan), not broken: the run
+    # exits 3 like a plan-time block when nothing else failed.
+    blocked: bool = False
 
 
 @dataclass
