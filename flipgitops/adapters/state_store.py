@@ -33,6 +33,7 @@ from flipgitops.model.plan import Action
 UNREADABLE_PREFIX = "unreadable-"  # lock id of a lock object that is not a lock record
 DEFAULT_LOCK_TTL = 2 * 60 * 60  # seconds; an apply that takes longer is stuck
 MAX_ERROR_CHARS = 500  # journal lines stay small
+ABSENT = ("NoSuchKey", "404")  # error codes of a get_object that found no object
 
 
 def now_iso() -> str:
@@ -64,10 +65,10 @@ class StateStore:
     def _doing(self, verb: str, key: str) -> str:
         return f"{verb} s3://{self.bucket}/{key} (state bucket; create it if it does not exist)"
 
-    def get_json(self, key: str) -> dict[str, Any] | None:
+    def get_json(self, key: str, *, missing: tuple[str, ...] = ABSENT) -> dict[str, Any] | None:
         """The object as a JSON object; None when absent or not an object. Invalid JSON
         raises AwsError naming the object, never a bare JSONDecodeError (a traceback)."""
-        got = self._get_bytes(key)
+        got = self._get_bytes(key, missing=missing)
         if got is None:
             return None
         try:
@@ -79,12 +80,15 @@ class StateStore:
             ) from None
         return data if isinstance(data, dict) else None
 
-    def _get_bytes(self, key: str) -> tuple[bytes, str] | None:
-        """(body, ETag without quotes) of an object, None when it does not exist."""
+    def _get_bytes(
+        self, key: str, *, missing: tuple[str, ...] = ABSENT
+    ) -> tuple[bytes, str] | None:
+        """(body, ETag without quotes) of an object, None when it does not exist (any of
+        the ``missing`` error codes)."""
         resp = call(
             lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
             doing=self._doing("reading", key),
-            missing=("NoSuchKey", "404"),
+            missing=missing,
         )
         if resp is None:
             return None
@@ -99,12 +103,8 @@ class StateStore:
         )
 
     def get_text(self, key: str) -> str | None:
-        resp = call(
-            lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
-            doing=self._doing("reading", key),
-            missing=("NoSuchKey", "404"),
-        )
-        return None if resp is None else resp["Body"].read().decode()
+        got = self._get_bytes(key)
+        return None if got is None else got[0].decode()
 
     # --- lock -----------------------------------------------------------------------------
 
@@ -254,17 +254,10 @@ class StateStore:
         """CIDR -> trust; empty when there is no record yet (or no state bucket: `plan`
         before the first apply)."""
         key = self.allowlist_key(env)
-        resp = call(
-            lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
-            doing=self._doing("reading", key),
-            missing=("NoSuchKey", "NoSuchBucket", "404"),
-        )
-        if resp is None:
+        record = self.get_json(key, missing=(*ABSENT, "NoSuchBucket"))
+        if record is None:
             return {}
-        try:
-            owners = json.loads(resp["Body"].read() or b"null").get("owners")
-        except (ValueError, AttributeError):
-            owners = None
+        owners = record.get("owners")
         if not isinstance(owners, dict):
             raise AwsError(f"s3://{self.bucket}/{key} is not an allowlist record (hand-edited "
                            "or truncated?): delete it; the next converged apply rewrites it")

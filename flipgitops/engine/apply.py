@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from flipgitops.engine.progress import Progress, make_progress
 from flipgitops.errors import FlipGitopsError, GuardBlocked, LockHeld, PlanMismatch
 from flipgitops.model.manifest import Manifest
+from flipgitops.model.observed import ObservedState
 from flipgitops.model.plan import FORMAT_VERSION, Action, Plan, PlanOptions
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,12 @@ def holder() -> dict[str, Any]:
 
 def _observe_and_plan(
     manifest: Manifest, manifest_path: Path, options: PlanOptions, clients: Clients
-) -> Plan:
+) -> tuple[ObservedState, Plan]:
     from flipgitops.core.planner import plan as make_plan
     from flipgitops.engine.observe import observe
 
     observed = observe(manifest, manifest_path=manifest_path, hosts=True, clients=clients)
-    return make_plan(manifest, observed, options)
+    return observed, make_plan(manifest, observed, options)
 
 
 def _aws_actions(manifest: Manifest, clients: Clients) -> AwsActions:
@@ -200,7 +201,10 @@ def _run(
     from flipgitops.core.render import render_plan
 
     env = manifest.environment
-    fresh = _observe_and_plan(manifest, manifest_path, options, clients)
+    observed, fresh = _observe_and_plan(manifest, manifest_path, options, clients)
+    # Only a converged run writes the allowlist record, and this run holds the lock: what
+    # the first observation read is still the record to carry over.
+    owners = observed.hub.allowlist.recorded_owners
     result = ApplyResult(env, EXIT_OK, "", dry_run=dry_run, run_id=run_id, plan=fresh)
 
     if plan_file is not None:
@@ -218,7 +222,7 @@ def _run(
         result.converged = True
         result.message = "no changes: live state already matches the manifest"
         if not dry_run:
-            result.commit = _record_applied(manifest, manifest_path, fresh, clients)
+            result.commit = _record_applied(manifest, manifest_path, fresh, clients, owners)
         return result
 
     if fmt == "text":
@@ -242,9 +246,9 @@ def _run(
     finally:
         progress.close()
     if not dry_run and not result.failed:
-        again = _observe_and_plan(manifest, manifest_path, options, clients)
+        _, again = _observe_and_plan(manifest, manifest_path, options, clients)
         result.remaining = [a.id for a in again.actions]
-    _conclude(manifest, manifest_path, fresh, result, clients)
+    _conclude(manifest, manifest_path, fresh, result, clients, owners)
     if journal is not None:
         journal.event("run.end", exit_code=result.exit_code, converged=result.converged,
                       completed=len(result.completed), failed=sorted(result.failed) or None,
@@ -255,7 +259,7 @@ def _run(
 
 
 def _conclude(manifest: Manifest, manifest_path: Path, fresh: Plan, result: ApplyResult,
-              clients: Clients) -> None:
+              clients: Clients, owners: dict[str, str]) -> None:
     """Exit code and message from what ran and what a fresh plan still wants."""
     if result.failed and set(result.failed) <= set(result.guard_blocked):
         result.exit_code = EXIT_BLOCKED
@@ -277,7 +281,7 @@ def _conclude(manifest: Manifest, manifest_path: Path, fresh: Plan, result: Appl
                           f"{len(result.remaining)} action(s): " + ", ".join(result.remaining))
     else:
         result.converged = True
-        result.commit = _record_applied(manifest, manifest_path, fresh, clients)
+        result.commit = _record_applied(manifest, manifest_path, fresh, clients, owners)
         result.message = f"converged: {len(result.completed)} action(s) applied"
 
 
@@ -301,8 +305,11 @@ def _check_reviewed(plan_file: Path, fresh: Plan) -> None:
 
 
 def _record_applied(
-    manifest: Manifest, manifest_path: Path, plan: Plan, clients: Clients
+    manifest: Manifest, manifest_path: Path, plan: Plan, clients: Clients,
+    owners: dict[str, str],
 ) -> str | None:
+    """The applied record; with a Terraform-owned allowlist also the allowlist record,
+    built from ``owners`` (the record this run observed) and the manifest."""
     from flipgitops.adapters import state_store
 
     commit = _head_commit(manifest_path)
@@ -310,9 +317,8 @@ def _record_applied(
     if manifest.hub.fl_server.allowlist == "terraform":
         from flipgitops.core.diff import terraform_owner_record
 
-        previous = state_store.read_allowlist_owners(manifest, clients=clients)
         state_store.write_allowlist_owners(
-            manifest, terraform_owner_record(manifest, previous), clients=clients)
+            manifest, terraform_owner_record(manifest, owners), clients=clients)
     return commit
 
 

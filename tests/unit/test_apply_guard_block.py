@@ -28,7 +28,7 @@ def refuse(ctx: Any, actions: Any) -> Any:
 
 def conclude(result: engine.ApplyResult) -> engine.ApplyResult:
     nothing = cast(Any, None)
-    engine._conclude(nothing, Path("."), nothing, result, nothing)
+    engine._conclude(nothing, Path("."), nothing, result, nothing, {})
     return result
 
 
