@@ -1,20 +1,30 @@
-"""What is live: a frozen snapshot of the hub in AWS and of every trust host.
+"""What is live: a frozen snapshot of the hub in AWS, flipgitops' own state, and every host.
 
 Produced only by adapters, consumed by the pure core. It never holds a secret value: keys
-read from the hub secret or a host are reduced to sha256 hex before they reach this model,
-and renderers shorten those to ``sha256:<12 hex>``.
+read from the hub secret, the escrow or a host are reduced to sha256 hex before they reach
+this model, and renderers shorten those to ``sha256:<12 hex>``.
 
 ``exists=False`` means "looked and it is not there"; a host with ``reachable=False`` is
-*unknown* — the core must never treat it as in sync.
+*unknown*, which the core never treats as in sync. Fields that change without anyone
+deciding anything (an RDS status, a secret version id, a task-definition ARN) are kept apart
+from the facts decisions are made from, so the plan fingerprint ignores them (see
+`core/facts.py`).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from flipgitops.model.flip import MANAGED_RULE_PREFIX, FlBackend, HubRole, Registry
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- the hub -------------------------------------------------------------------------------
 
 
 class IngressRule(Frozen):
@@ -30,14 +40,21 @@ class IngressRule(Frozen):
     def managed_trust(self) -> str | None:
         """The trust this rule belongs to if flipgitops wrote it (`flipgitops:<name>`)."""
         d = self.description or ""
-        return d.split(":", 1)[1] if d.startswith("flipgitops:") else None
+        return d.removeprefix(MANAGED_RULE_PREFIX) if d.startswith(MANAGED_RULE_PREFIX) else None
 
 
 class ObservedAllowlist(Frozen):
     exists: bool
-    group_name: str
+    group_name: str  # what the manifest asked for (Name tag or group name)
     group_id: str | None = None
+    # More than one group matched the manifest's name: an error naming them all, never a
+    # silent pick (rules would go to the wrong group).
+    ambiguous: tuple[str, ...] = ()
     rules: tuple[IngressRule, ...] = ()
+    # Inbound rules the group may hold, when AWS says (Service Quotas); else the manifest's.
+    rule_quota: int | None = None
+    # Inbound rules on the group that are not on the FL port (they count against the quota).
+    other_rules: int = 0
     # allowlist `terraform` only: CIDR -> trust, from flipgitops' allowlist record. The hub's
     # Terraform describes a rule by its IP alone, so without this a trust's old rule could not
     # be told from a stranger's once the trust's IP changed in the manifest.
@@ -45,54 +62,54 @@ class ObservedAllowlist(Frozen):
 
 
 class ObservedSecret(Frozen):
-    """The hub secret's trust registry. Other keys appear only as present + short hash."""
+    """FLIP_API: which keys it has, hashes of the ones that matter, never a value."""
 
     exists: bool
     name: str
-    version_id: str | None = None
-    trust_names: tuple[str, ...] = ()
-    trust_api_key_hashes: dict[str, str] = Field(default_factory=dict)
-    # During a rotation the hub accepts both keys: the previous hash lives here until the
-    # host has the new key (key `trust_api_key_hashes_previous` in the secret).
-    previous_key_hashes: dict[str, str] = Field(default_factory=dict)
-    # Which credentials generation each trust's current hash belongs to (key
-    # `flipgitops_credentials_generations` in the secret), written with the hash atomically.
-    credentials_generations: dict[str, int] = Field(default_factory=dict)
-    # Which database generation each trust's current key was minted for (key
-    # `flipgitops_database_generations`; absent means 1). A trust registered before the
-    # database was recreated must be re-registered with a new key (DESIGN §5.6).
-    database_generations: dict[str, int] = Field(default_factory=dict)
-    # `flipgitops_redeploy_pending`: written with every registry change and cleared only
-    # after flip-api was redeployed, so a crash in between is visible to the next run.
-    redeploy_pending: bool = False
+    readable: bool = True
+    malformed: tuple[str, ...] = ()  # e.g. "aes_key is empty", "trust_api_key_hashes ..."
     aes_key_sha256: str | None = None
-    # Every other top-level key: name -> "sha256:<12 hex>" (or "present" for non-strings).
-    other_keys: dict[str, str] = Field(default_factory=dict)
-
-
-    def database_generation(self, name: str) -> int:
-        """The database generation ``name``'s key belongs to (1 when never recorded)."""
-        return self.database_generations.get(name, 1)
+    internal_key_sha256: str | None = None  # sha256(internal_service_key)
+    internal_key_hash: str | None = None  # the internal_service_key_hash value itself
+    # Secret era (E2) only: trust name -> sha256 hex the hub accepts.
+    trust_api_key_hashes: dict[str, str] | None = None
+    # Keys older flipgitops versions wrote into FLIP_API (migrated out once).
+    legacy_keys: tuple[str, ...] = ()
+    other_keys: tuple[str, ...] = ()  # every other top-level key name
+    # Volatile: excluded from fingerprints.
+    version_id: str | None = None
+    last_changed: str | None = None  # ISO-8601
 
 
 class ObservedService(Frozen):
-    role: str  # flip_api | fl_api | fl_server
+    role: HubRole
     name: str
     exists: bool
-    task_definition_arn: str | None = None
-    image: str | None = None
+    image: str | None = None  # of the container named like the service
     tag: str | None = None
+    # Secret era: TRUST_NAMES (JSON list) in flip-api's container environment; None = absent.
+    trust_names: tuple[str, ...] | None = None
+    trust_names_malformed: bool = False
+    stable: bool | None = None  # one PRIMARY deployment, running == desired, rollout done
+    # Secret era: flip-api's primary deployment started after the last change of FLIP_API
+    # or of its task definition, so it loaded the registry (E2 caches it per process).
+    loaded_current: bool | None = None
+    task_definition_exists: bool = True
+    network: dict[str, tuple[str, ...] | str] = Field(default_factory=dict)
+    # Volatile: excluded from fingerprints.
+    task_definition_arn: str | None = None
+    revision: int | None = None
 
 
 class ObservedDatabase(Frozen):
     exists: bool
     identifier: str
-    status: str | None = None
+    status: str | None = None  # volatile; only its class (usable or not) is a decision input
     deletion_protection: bool | None = None
     instance_class: str | None = None
     engine_version: str | None = None
     backup_retention_days: int | None = None
-    generation: int | None = None
+    generation: int | None = None  # RDS tag flipgitops:generation
     arn: str | None = None
 
 
@@ -103,6 +120,55 @@ class ObservedCognito(Frozen):
     mfa: str | None = None  # off | optional | required (lower-cased MfaConfiguration)
 
 
+class ObservedRegistryEra(Frozen):
+    """Which trust registry the live hub keeps (DESIGN §3, FG011), and why we think so."""
+
+    era: Registry
+    evidence: str  # e.g. "FLIP_API has trust_api_key_hashes"
+
+
+class AdminTrust(Frozen):
+    """One row of FLIP's GET /api/admin/trusts."""
+
+    name: str
+    code: str | None = None
+    region: str | None = None
+    id: str | None = None
+    disabled: bool = False
+    last_heartbeat: str | None = None
+
+
+class ObservedAdminApi(Frozen):
+    """The hub's own list of trusts, when an admin token is configured (one call)."""
+
+    queried: bool = False
+    ok: bool = False
+    error: str | None = None
+    trusts: tuple[AdminTrust, ...] = ()
+
+
+class KitSlice(Frozen):
+    """One slot's FL participant kit in the kit bucket, as listed (no object is read)."""
+
+    slot: str
+    keys: tuple[str, ...] = ()  # relative to the date prefix
+    fingerprint: str | None = None  # sha256 over (key, etag, size) of the slice
+
+
+class ObservedKitBucket(Frozen):
+    """The FL participant kits for `fl_kits.date` and the backend: one prefix listing."""
+
+    bucket: str
+    date: str
+    backend: FlBackend
+    exists: bool = True
+    readable: bool = True
+    error: str | None = None
+    slices: dict[str, KitSlice] = Field(default_factory=dict)  # slot -> slice
+    # flower only: certificates/ca.crt's fingerprint (shared by every slot).
+    shared_fingerprint: str | None = None
+
+
 class ObservedHub(Frozen):
     account_id: str | None
     region: str | None
@@ -111,13 +177,110 @@ class ObservedHub(Frozen):
     services: dict[str, ObservedService]  # keyed by role: flip_api, fl_api, fl_server
     database: ObservedDatabase
     cognito: ObservedCognito
+    registry: ObservedRegistryEra
+    slot_pool: tuple[str, ...] | None = None  # SSM /flip/fl_kit_slot_names; None = absent
+    kits: ObservedKitBucket | None = None
+    admin: ObservedAdminApi = ObservedAdminApi()
+
+
+# --- flipgitops' own state -----------------------------------------------------------------
+
+
+class LedgerTrust(Frozen):
+    """What flipgitops knows of one trust's registration (its own record, in S3).
+
+    On the database registry the hub's table cannot be read from CI, so this is flipgitops'
+    memory of what it (or `adopt`) registered; `confirmed_by` says which evidence of the hub
+    itself backs it in this observation (filled by the core from admin API / host evidence).
+    """
+
+    credentials_generation: int
+    database_generation: int = 1
+    registry: Registry = "database"
+    trust_id: str | None = None
+    fl_kit_slot: str | None = None
+    fl_kit_slot_number: int | None = None
+    api_key_sha256: str | None = None
+    internal_key_sha256: str | None = None
+    local_credentials_sha256: str | None = None  # over the minted trust-local credentials
+    held: bool = True  # flipgitops escrowed the kit (False: adopted without a key)
+    registered_at: str | None = None  # volatile
+    source: Literal["flipgitops", "adopt", "migrated"] = "flipgitops"
+
+
+class ObservedLedger(Frozen):
+    exists: bool = False
+    readable: bool = True
+    error: str | None = None
+    trusts: dict[str, LedgerTrust] = Field(default_factory=dict)
+    internal_service_key_generation: int | None = None
+    # Secret era: a registry change flipgitops wrote and has not redeployed flip-api for.
+    redeploy_pending: bool = False
+    # Delivered FL kits: trust -> fingerprint of the bucket slice that was pushed.
+    delivered_kits: dict[str, str] = Field(default_factory=dict)
+
+
+# --- trust hosts ---------------------------------------------------------------------------
+
+
+class ObservedKitFile(Frozen):
+    """`<flip_root>/trust/.env.<CODE>.<env token>` without its secrets."""
+
+    present: bool = False
+    path: str | None = None
+    mode: str | None = None  # "0600"
+    owner_uid: int | None = None
+    values: dict[str, str] = Field(default_factory=dict)  # non-secret keys only
+    secret_sha256: dict[str, str] = Field(default_factory=dict)  # secret key -> sha256 hex
+    placeholders: tuple[str, ...] = ()  # keys still `<run-make-…>`
+    has_sentinel: bool = False
+    # Other kit files for the same environment token in the trust dir (another CODE).
+    others: tuple[str, ...] = ()
+
+
+class ObservedRelease(Frozen):
+    """The FLIP trust directory flipgitops deployed (or found) at `<flip_root>/trust`."""
+
+    present: bool = False
+    ref: str | None = None  # recorded by flipgitops when it deployed
+    commit: str | None = None
+    tree_sha256: str | None = None  # over the tracked files, as deployed
+    intact: bool | None = None  # the files still hash to tree_sha256
+    compose_files: tuple[str, ...] = ()  # deploy/compose_trust.production*.yml present
+
+
+class ObservedFlKit(Frozen):
+    """The FL participant kit under `<FL_KIT_DIR>/net-1` (never its content)."""
+
+    present: bool = False
+    content_sha256: str | None = None  # over relative paths, modes and bytes
+    # flipgitops' delivery record on the host (outside the kit tree).
+    date: str | None = None
+    slot: str | None = None
+    backend: str | None = None
+    source_fingerprint: str | None = None  # the bucket slice it came from
+    delivered_sha256: str | None = None  # content_sha256 right after delivery
+    fqsn: str | None = None  # nvflare: startup/fed_client.json client.fqsn
+    stray: tuple[str, ...] = ()  # paths under net-1 that are not the slot's
 
 
 class ObservedContainer(Frozen):
     service: str
     image: str
     tag: str | None
-    state: str
+    state: str  # running | exited | restarting | ...
+    config_hash: str | None = None  # label com.docker.compose.config-hash
+    started_at: str | None = None  # volatile
+
+
+class ObservedTrustApi(Frozen):
+    """trust-api's own evidence of talking to the hub, from its log (FLIP's lines)."""
+
+    authenticated_as: str | None = None  # "Authenticated to hub as trust 'X' (id)."
+    trust_id: str | None = None
+    unauthorized: bool = False  # "Unexpected status 401 polling for tasks" since start
+    heartbeat_rejected: bool = False  # "Heartbeat rejected by hub: HTTP …"
+    last_error: str | None = None  # the last such line, without secrets
 
 
 class ObservedHost(Frozen):
@@ -128,24 +291,27 @@ class ObservedHost(Frozen):
     reason: str | None = None  # why unreachable / why facts are incomplete
     flip_root_present: bool = False
     docker_present: bool = False
-    kit_present: bool = False
-    env_file_present: bool = False
-    env_file_mode: str | None = None  # e.g. "0600"
-    trust_api_key_sha256: str | None = None
-    aes_key_sha256: str | None = None
-    trust_name: str | None = None
-    hub_url: str | None = None
-    docker_tag: str | None = None
-    docker_fl_tag: str | None = None
+    compose_present: bool = False
+    swarm_active: bool | None = None
+    network_present: bool | None = None  # deploy_trust-network-<N>
+    release: ObservedRelease = ObservedRelease()
+    kit_file: ObservedKitFile = ObservedKitFile()
+    fl_kit: ObservedFlKit = ObservedFlKit()
+    project: str | None = None  # the compose project found (trust<N>)
     containers: tuple[ObservedContainer, ...] = ()
-    polling_ok: bool | None = None
+    # `docker compose … config --hash '*'`: service -> hash of the config the kit file gives.
+    expected_config: dict[str, str] = Field(default_factory=dict)
+    trust_api: ObservedTrustApi = ObservedTrustApi()
+    egress_ip: str | None = None  # measured, where the host can measure it
+    reaches_hub: bool | None = None  # <domain>:443
+    reaches_fl: bool | None = None  # <fl hostname>:<port>
+
+    def container(self, service: str) -> ObservedContainer | None:
+        return next((c for c in self.containers if c.service == service), None)
 
     @property
     def stack_running(self) -> bool:
         return any(c.state == "running" for c in self.containers)
-
-    def container_tag(self, service: str) -> str | None:
-        return next((c.tag for c in self.containers if c.service == service), None)
 
 
 class ObservedState(Frozen):
@@ -153,5 +319,6 @@ class ObservedState(Frozen):
 
     environment: str
     hub: ObservedHub
+    ledger: ObservedLedger = ObservedLedger()
     hosts: dict[str, ObservedHost] = Field(default_factory=dict)  # keyed by trust name
-    observed_at: str | None = None  # ISO-8601 UTC; excluded from fingerprints
+    observed_at: str | None = None  # ISO-8601 UTC; volatile
