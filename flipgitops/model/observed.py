@@ -314,11 +314,22 @@ class ObservedHost(Frozen):
         return any(c.state == "running" for c in self.containers)
 
 
+class ObservedFlipRelease(Frozen):
+    """`flip.checkout` at `flip.ref`, as resolved on the controller (git)."""
+
+    ref: str
+    commit: str | None = None  # None: the ref does not resolve (error says why)
+    tree_sha256: str | None = None  # over trust/'s tracked files at that commit
+    compose_files: tuple[str, ...] = ()  # trust/deploy/compose_trust.production*.yml
+    error: str | None = None
+
+
 class ObservedState(Frozen):
     """Everything flipgitops saw in one observation."""
 
     environment: str
     hub: ObservedHub
     ledger: ObservedLedger = ObservedLedger()
+    flip_release: ObservedFlipRelease | None = None
     hosts: dict[str, ObservedHost] = Field(default_factory=dict)  # keyed by trust name
     observed_at: str | None = None  # ISO-8601 UTC; volatile
