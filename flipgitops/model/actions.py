@@ -142,7 +142,8 @@ class TerraformParams(Params):
 
 class ProvisionParams(Params):
     flip_root: str
-    slot_number: int | None = None  # creates deploy_trust-network-<N> when known
+    # creates deploy_trust-network-<N>; None until the hub assigns the slot (same apply)
+    slot_number: int | None = None
 
 
 class DeployReleaseParams(Params):
@@ -157,15 +158,18 @@ class WriteKitFileParams(Params):
 
 
 class DeliverFlKitParams(Params):
+    """The slot's slice of the kit set. For a trust registered in the same apply the hub
+    assigns the slot then: ``slot`` is None and the executor reads it from the escrowed kit."""
+
     date: str
-    slot: str
-    slot_number: int
     backend: FlBackend
-    source_fingerprint: str
+    slot: str | None = None
+    slot_number: int | None = None
+    source_fingerprint: str | None = None
 
 
 class StartStackParams(Params):
-    project: str
+    project: str | None = None  # trust<N>; None until the hub assigns the slot (same apply)
     hub_tag: str
     fl_tag: str
     reason: str = ""

@@ -139,6 +139,12 @@ def kit_file_name(code: str, environment: str) -> str:
     return f".env.{code}.{env_token(environment)}"
 
 
+def slot_number(slot: str) -> int:
+    """FLIP's slot number (fl_kit_slots.py): the trailing ``_<digits>``, else 10000."""
+    _, sep, tail = slot.rpartition("_")
+    return int(tail) if sep and tail.isascii() and tail.isdigit() else 10_000
+
+
 def compose_project(slot_number: int) -> str:
     """`trust<N>`: trust/Makefile's TRUST_PROJECT, N = FL_KIT_SLOT_NUMBER."""
     return f"trust{slot_number}"
@@ -185,6 +191,8 @@ def fl_client_image_name(backend: FlBackend) -> str:
 # --- the NLB allowlist (main.tf: local_trust_fl_server_nlb) ---------------------------------
 
 TERRAFORM_TRUST_RULE_PREFIX: Final = "FL Server/Admin NLB from on-prem Trust"
+# FLIP's module rule letting the hub's own NAT IP reach the FL port (`fl_server_ingress`).
+FLIP_NAT_RULE_DESCRIPTION: Final = "Allow inbound FL server traffic only from trusted FL client IP"
 MANAGED_RULE_PREFIX: Final = "flipgitops:"
 DEFAULT_RULE_QUOTA: Final = 60  # inbound rules per security group, AWS's default
 
