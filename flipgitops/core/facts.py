@@ -65,6 +65,7 @@ class Fact:
     message: Text
     fix: str | Text = "apply repairs it"
     applies: Callable[[World, Subject], bool] = lambda _w, _s: True
+    per_role: bool = False  # hub facts about each of flip-api, fl-api, fl-server
 
     @property
     def advisory(self) -> bool:
@@ -347,16 +348,19 @@ FACTS: tuple[Fact, ...] = (
          fix="use the manifest's region"),
     Fact("hub.image", "hub", K.HUB_DEPLOY_IMAGES, "high",
          applies=_service_exists, want=_want_tag, have=_live_tag,
+         per_role=True,
          message=lambda w, s, want, have: f"{getattr(w.d.hub.ecs.services, s.role or '')} "
          f"runs {_show(have)}, hub.images.{_tag_field(s.role)} is {want}"),
     Fact("hub.service", "hub", None, "high",
          want=lambda w, s: True, have=_service_exists,
+         per_role=True,
          message=lambda w, s, want, have: f"ECS service {getattr(w.d.hub.ecs.services, s.role or '')} "
          f"not found in cluster {w.d.hub.ecs.cluster}",
          fix="deploy the hub with FLIP's Terraform (it creates the services)"),
     Fact("hub.task_definition", "hub", None, "high",
          applies=_service_exists,
          want=lambda w, s: True, have=lambda w, s: bool(_svc(w, s.role).task_definition_exists),
+         per_role=True,
          message=lambda w, s, want, have: f"the task definition of "
          f"{getattr(w.d.hub.ecs.services, s.role or '')} was deleted",
          fix="re-run FLIP's Terraform, or deploy-centralhub, to register a task definition"),
@@ -471,8 +475,11 @@ FACTS: tuple[Fact, ...] = (
          have=lambda w, s: w.ledger(s.name or "").credentials_generation,  # type: ignore[union-attr]
          message=lambda w, s, want, have: f"{s.name}'s keys are generation {have}, the manifest "
          f"asks for {want}: a rotation"),
+    # Only the database registry lives in the database: the secret era's TRUST_NAMES and
+    # hashes survive a recreation (flip-api re-seeds its rows from them at boot).
     Fact("trust.database_generation", "trust", K.REGISTRY_REGISTER, "high",
-         applies=lambda w, s: w.era_matches and _held(w, s) and w.db_target is not None,
+         applies=lambda w, s: w.registry == "database" and w.era_matches and _held(w, s)
+         and w.db_target is not None,
          want=lambda w, s: w.db_target,
          have=lambda w, s: min(w.ledger(s.name or "").database_generation,  # type: ignore[union-attr]
                                w.db_target or 1),
@@ -639,7 +646,8 @@ def evaluate(world: World) -> tuple[FactValue, ...]:
     """Every fact value of this world, in table order then subject order."""
     out: list[FactValue] = []
     for fact in FACTS:
-        for subject in SUBJECTS[fact.scope](world):
+        subjects = _roles(world) if fact.per_role else SUBJECTS[fact.scope](world)
+        for subject in subjects:
             if fact.scope == "host" and fact.id != "host.reachable" and not _host_ok(world,
                                                                                       subject):
                 continue

@@ -11,7 +11,7 @@ import graphlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from flipgitops.model.plan import Action
+from flipgitops.model.actions import Action
 
 
 class DependencyCycleError(ValueError):

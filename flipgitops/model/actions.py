@@ -88,8 +88,9 @@ class MintParams(Params):
 class SecretWriteParams(Params):
     """secret registry: TRUST_NAMES in a new flip-api revision, hashes in FLIP_API."""
 
-    register: tuple[str, ...] = ()
-    deregister: tuple[str, ...] = ()
+    # ("register" would shadow ABCMeta.register on a pydantic model)
+    registering: tuple[str, ...] = ()
+    deregistering: tuple[str, ...] = ()
     names_after: tuple[str, ...] = ()  # TRUST_NAMES once written, in order
 
 

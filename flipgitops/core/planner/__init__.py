@@ -1,0 +1,110 @@
+"""The planner: `plan(desired, observed, options) -> Plan`, pure and deterministic.
+
+Level-based: every action comes from a fact that differs now (`core/facts.py`), never from
+what a previous run intended, so a rerun after a crash plans exactly the missing steps.
+`decide()` settles once what the plan will do (who is registered, re-keyed, removed, which
+rules move); each phase turns its part into actions and names its dependencies by id
+(`ids.py`); `assemble()` refuses a dependency on an id nobody planned and orders the waves.
+
+Hub-side work is batched (one image deploy, one allowlist change, one secret write for any
+number of trusts) and host work fans out per trust, so onboarding ten trusts costs the same
+number of waves as one. Phases, in the order their actions usually run:
+`hub.database` → `hub.internal_key` → `hub.ledger` → `hub.images` → `hosts.stops` →
+`registry.registrations` → `allowlist` → `registry.removals` / `registry.secret_write` →
+`hosts.chains`; guards (`core/guards.py`) judge the result.
+"""
+
+from __future__ import annotations
+
+from flipgitops.core.diff import diff
+from flipgitops.core.facts import differing
+from flipgitops.core.fingerprint import fingerprint
+from flipgitops.core.guards import check
+from flipgitops.core.planner import allowlist, hosts, hub, registry
+from flipgitops.core.planner.context import Ctx
+from flipgitops.core.planner.decide import decide
+from flipgitops.core.planner.fragment import Fragment, PlanningError, assemble, planned
+from flipgitops.core.world import World
+from flipgitops.model import flip
+from flipgitops.model.actions import ActionKind, DeployImagesParams
+from flipgitops.model.manifest import Manifest
+from flipgitops.model.observed import ObservedState
+from flipgitops.model.plan import Confirmation, Plan, PlanOptions
+
+__all__ = ["PlanningError", "plan"]
+
+
+def plan(desired: Manifest, observed: ObservedState, options: PlanOptions | None = None) -> Plan:
+    """Ordered, guarded actions that bring ``observed`` to ``desired``; same inputs, same
+    bytes."""
+    opts = options or PlanOptions()
+    world = World(desired, observed)
+    ctx = Ctx(world, opts)
+    dec = decide(ctx)
+    fragments: list[Fragment] = [hub.database(ctx), hub.internal_key(ctx), hub.ledger(ctx)]
+    fragments.append(hub.images(ctx, planned(fragments)))
+    fragments.append(hosts.stops(ctx, dec))
+    fragments.append(registry.registrations(ctx, dec, planned(fragments)))
+    rules = allowlist.plan_allowlist(ctx, dec, planned(fragments))
+    fragments.append(rules.fragment)
+    fragments.append(registry.removals(ctx, dec, rules.revoke_action))
+    terraform_owned = desired.hub.fl_server.allowlist == "terraform"
+    fragments.append(registry.secret_write(ctx, dec, rules.revoke_action, terraform_owned))
+    fragments.append(hosts.chains(ctx, dec, rules.opens, planned(fragments)))
+    fragments.append(_report(ctx, dec.rekeyed))
+    actions, waves = assemble(fragments)
+    upgrading = any(r in flip.FL_ROLES for a in actions if a.kind == ActionKind.HUB_DEPLOY_IMAGES
+                    for r in a.typed(DeployImagesParams).images)
+    values = differing(world)
+    return Plan(
+        environment=desired.environment,
+        fingerprint=fingerprint(world, opts),
+        changes=diff(world),
+        actions=actions,
+        waves=waves,
+        violations=check(world, actions, opts),
+        unmanaged=_unmanaged(ctx),
+        left_behind=tuple(sorted(set().union(*(f.left_behind for f in fragments))
+                                 | hub.left_behind(ctx, upgrading))),
+        unknown=tuple(sorted(set().union(*(f.unknown for f in fragments)))),
+        advisories=tuple(sorted({v.text(world) for v in values
+                                 if v.fact.advisory and v.group != "unknown"})),
+        confirmations=_confirmations(world),
+        notes=tuple(dict.fromkeys(n for f in fragments for n in f.notes)),
+    )
+
+
+def _unmanaged(ctx: Ctx) -> tuple[str, ...]:
+    names = {f"trust:{n}" for n in ctx.w.unmanaged_names}
+    rules = {f"ingress:{r.cidr}" for r in ctx.w.attribution.orphans}
+    return tuple(sorted(names | rules))
+
+
+def _report(ctx: Ctx, rekeyed: frozenset[str]) -> Fragment:
+    f = Fragment()
+    w = ctx.w
+    env = w.d.environment
+    for t in w.present:
+        if t.kind == "tre" or not t.has_host:
+            if t.name in rekeyed:
+                f.note(f"{t.name} is a TRE: hand it its new kit out of band with `flipgitops kit "
+                       f"--env {env} --trust {t.name} --out {t.name}-kit.tar.gz` (a 0600 archive "
+                       "of its kit file and FL kit, as FLIP's package-onprem-trust-kit)")
+        elif t.state == "paused" and t.name in rekeyed:
+            f.note(f"{t.name} is paused: its host gets its new kit file when it is active again")
+    if ctx.opts.prune:
+        orphans = [r.cidr for r in w.attribution.orphans]
+        if orphans and w.d.hub.fl_server.allowlist == "aws-api":
+            f.note("--prune leaves ingress rules flipgitops did not write (" + ", ".join(orphans)
+                   + "): remove them in the hub's Terraform or by hand")
+    return f
+
+
+def _confirmations(world: World) -> tuple[Confirmation, ...]:
+    out = []
+    for t in world.present:
+        if world.reg(t.name).value not in ("held", "not held"):
+            continue
+        by = world.hub_confirmations(t.name)
+        out.append(Confirmation(trust=t.name, confirmed_by=by, ledger_only=not by))
+    return tuple(out)
