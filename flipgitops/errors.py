@@ -7,6 +7,7 @@ already-masked text only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -81,3 +82,16 @@ class PlanMismatch(FlipGitopsError):
 
 class ApplyFailed(FlipGitopsError):
     """An action failed during apply; the report says what completed and what did not."""
+
+
+class Interrupted(FlipGitopsError):
+    """SIGINT/SIGTERM stopped the run at an action boundary."""
+
+
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-+/=]{32,}")
+
+
+def redact(text: str) -> str:
+    """Long token-like runs (keys, hashes, session tokens) replaced: for messages that come
+    from outside (an SDK, a subprocess) and are shown or journaled."""
+    return _TOKENISH.sub("<redacted>", text)
