@@ -1,8 +1,9 @@
-"""The command layer: one thin function per verb, mapping errors to exit codes.
+"""The command layer: every print, prompt, colour and exit code, and nothing else.
 
-Exit codes (DESIGN.md §7): 0 ok / in sync / no changes, 1 error or invalid, 2 changes or
-drift, 3 blocked by a guard, 4 lock held. Nothing here holds logic worth testing apart from
-the command itself: parsing lives in core, side effects in adapters, wiring in engine.
+Exit codes (docs/architecture.md §7): 0 ok / in sync / no changes, 1 error or invalid,
+2 changes or drift (unhealthy for `status`), 3 blocked by a guard, 4 lock held, 64 usage
+error (an unknown option, a missing argument: CI must never read a typo as "changes"),
+130/143 interrupted. Logic lives in core (pure), side effects in adapters, wiring in engine.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -22,12 +26,15 @@ from flipgitops.errors import FlipGitopsError, ManifestError
 F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = click.Choice(["text", "markdown", "json"])
+EXIT_USAGE = 64
 
 EPILOG = """\b
-Exit codes: 0 ok/in sync/no changes, 1 error or invalid, 2 changes or drift,
-            3 blocked by a guard, 4 another run holds the lock.
+Exit codes: 0 ok/in sync/no changes, 1 error or invalid, 2 changes or drift
+            (unhealthy for status), 3 blocked by a guard, 4 another run holds the
+            lock, 64 usage error, 130/143 interrupted (SIGINT/SIGTERM).
 Environment: AWS credentials come from the default boto3 chain; AWS_ENDPOINT_URL points
-flipgitops at another endpoint (the demo sandbox, tests). NO_COLOR disables colour.
+flipgitops at another AWS endpoint and FLIPGITOPS_ENDPOINTS (JSON) at a stand-in hub (the
+demo sandbox, tests). NO_COLOR disables colour.
 """
 
 
@@ -105,50 +112,58 @@ def setup_logging(verbose: int) -> None:
 
 
 def env_option(fn: F) -> F:
-    fn = click.option(
-        "--env",
-        "env",
-        metavar="NAME|PATH",
-        required=True,
+    return click.option(
+        "--env", "env", metavar="NAME|PATH", required=True,
         help="Environment name (resolves environments/NAME.yaml) or a manifest path.",
     )(fn)
-    return fn
 
 
 def format_option(fn: F) -> F:
     return click.option(
-        "--format",
-        "fmt",
-        type=FORMATS,
-        default="text",
-        show_default=True,
+        "--format", "fmt", type=FORMATS, default="text", show_default=True,
         help="text for terminals, markdown for PR comments, json for machines/artifacts.",
     )(fn)
+
+
+def _color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def _writable(path: Path | None, option: str) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    if path is None:
+        return
+    from flipgitops.engine.output import check_writable
+
+    check_writable(path, option)
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.version_option(package_name="flipgitops")
-def main(verbose: int) -> None:
+def cli(verbose: int) -> None:
     """flipgitops: reconcile a FLIP deployment with its reviewed manifest.
 
     \b
-    One YAML file per environment (environments/<env>.yaml) declares the Central Hub and its
-    trusts. flipgitops validates it, observes live AWS and trust hosts, plans ordered actions
-    behind safety guards (FG001-FG008), applies them and reports drift.
+    One YAML file per environment (environments/<env>.yaml) declares the Central Hub, the
+    FLIP release its trusts run and the trusts themselves. flipgitops validates it,
+    observes live AWS and trust hosts, plans ordered actions behind safety guards
+    (FG001-FG012), applies them and reports drift.
 
     \b
     Typical loop:
-      flipgitops validate                      # static checks, no network
-      flipgitops plan --env prod               # what would change (exit 2 = changes)
+      flipgitops validate                         # static checks, no network
+      flipgitops plan --env prod                  # what would change (exit 2 = changes)
       flipgitops apply --env prod --plan p.json   # apply exactly the reviewed plan
-      flipgitops drift --env prod              # nightly: is live still the manifest?
-      flipgitops demo                          # all of it against a local sandbox
+      flipgitops drift --env prod                 # nightly: is live still the manifest?
+      flipgitops status --env prod                # is everything healthy right now?
+      flipgitops adopt --env prod                 # take over a FLIP deployed by hand
+      flipgitops demo                             # all of it against a local sandbox
     """
     setup_logging(verbose)
 
 
-@main.command()
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @format_option
 @handle_errors
@@ -164,17 +179,10 @@ def validate(paths: tuple[Path, ...], fmt: str) -> None:
     sys.exit(0 if ok else 1)
 
 
-@main.command()
-@click.option(
-    "--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale."
-)
-@click.option(
-    "--path",
-    "schema_path",
-    type=click.Path(path_type=Path),
-    default=Path("schemas/flip-environment.schema.json"),
-    show_default=True,
-)
+@cli.command()
+@click.option("--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale.")
+@click.option("--path", "schema_path", type=click.Path(path_type=Path),
+              default=Path("schemas/flip-environment.schema.json"), show_default=True)
 @handle_errors
 def schema(check: bool, schema_path: Path) -> None:
     """Write (or --check) the JSON Schema editors use to validate manifests."""
@@ -185,7 +193,7 @@ def schema(check: bool, schema_path: Path) -> None:
     sys.exit(0 if ok else 1)
 
 
-@main.command()
+@cli.command()
 @env_option
 @format_option
 @click.option("--no-hosts", is_flag=True, help="Skip trust-host facts (AWS only).")
@@ -201,101 +209,101 @@ def observe(env: str, fmt: str, no_hosts: bool) -> None:
     click.echo(render_observed(state, fmt, color=_color()))
 
 
-@main.command()
+@cli.command()
 @env_option
 @format_option
-@click.option(
-    "--base", metavar="REV", help="Also show the manifest change from git REV to the working tree."
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    help="Write the JSON plan (the artifact apply --plan consumes).",
-)
+@click.option("--base", metavar="REV",
+              help="Also show the manifest change from git REV (merge base) to the working tree.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the JSON plan (the artifact apply --plan consumes).")
 @click.option("--prune", is_flag=True, help="Plan removal of live trusts absent from the manifest.")
 @click.option("--allow", multiple=True, metavar="ID", help="Mark an overridable guard as accepted.")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
 @handle_errors
-def plan(
-    env: str,
-    fmt: str,
-    base: str | None,
-    out: Path | None,
-    prune: bool,
-    allow: tuple[str, ...],
-    fl_quiesced: bool,
-) -> None:
+def plan(env: str, fmt: str, base: str | None, out: Path | None, prune: bool,
+         allow: tuple[str, ...], fl_quiesced: bool) -> None:
     """Diff the manifest against live state and show ordered actions and guards.
 
+    In terraform mode this also runs the hub's `terraform plan`, read-only (in a temporary
+    copy of the root), so FG002/FG007/FG008 show here rather than halfway through an apply.
     Exit 0 no changes, 2 changes, 3 blocked by a guard, 1 error.
     """
-    from flipgitops.engine.planning import run_plan
+    from flipgitops.core.render import render_plan
+    from flipgitops.engine.output import write_atomic
+    from flipgitops.engine.planning import exit_code, run_plan
 
-    code = run_plan(
-        env,
-        fmt=fmt,
-        base=base,
-        out=out,
-        prune=prune,
-        allow=frozenset(allow),
-        fl_quiesced=fl_quiesced,
-        color=_color(),
-        echo=click.echo,
-    )
-    sys.exit(code)
+    _writable(out, "--out")
+    result = run_plan(env, base=base, prune=prune, allow=frozenset(allow),
+                      fl_quiesced=fl_quiesced, status=lambda s: click.echo(s, err=True))
+    artifact = out.name if out else "plan.json"
+    click.echo(render_plan(result.plan, fmt, color=_color(), manifest_change=result.change,
+                           artifact_name=artifact))
+    if out:
+        write_atomic(out, render_plan(result.plan, "json", manifest_change=result.change))
+        click.echo(f"plan written to {out}", err=True)
+    sys.exit(exit_code(result.plan))
 
 
-@main.command()
+@contextmanager
+def _interruptible() -> Iterator[Any]:
+    """SIGINT/SIGTERM set a flag the engine checks at every action boundary (and Ansible
+    runs are cancelled through it); the old handlers come back afterwards."""
+    from flipgitops.engine.apply import Interrupt
+
+    interrupt = Interrupt()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not interrupt.is_set():
+            click.echo(f"\n{name}: stopping at the next action boundary (the lock is released "
+                       "and the journal records what ran)", err=True)
+        interrupt.set(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupt
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@cli.command()
 @env_option
-@click.option(
-    "--plan",
-    "plan_file",
-    type=click.Path(exists=True, path_type=Path),
-    help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.",
-)
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path),
+              help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--allow", multiple=True, metavar="ID", help="Allow an overridable guard (never FG002)."
-)
+@click.option("--allow", multiple=True, metavar="ID",
+              help="Allow an overridable guard (never FG002, FG005, FG006, FG011, FG012).")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
-@click.option(
-    "--dry-run", is_flag=True, help="Ansible check mode and terraform plan only; change nothing."
-)
+@click.option("--dry-run", is_flag=True,
+              help="Plan and show what each action would do; change nothing anywhere.")
 @click.option("--prune", is_flag=True, help="Remove live trusts absent from the manifest.")
 @format_option
 @handle_errors
-def apply(
-    env: str,
-    plan_file: Path | None,
-    yes: bool,
-    allow: tuple[str, ...],
-    fl_quiesced: bool,
-    dry_run: bool,
-    prune: bool,
-    fmt: str,
-) -> None:
+def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
+          fl_quiesced: bool, dry_run: bool, prune: bool, fmt: str) -> None:
     """Lock the environment, execute the plan wave by wave, journal it, re-observe.
 
-    Exit 0 converged, 1 failed (what completed is reported), 3 blocked, 4 lock held.
+    Exit 0 converged, 1 failed (what completed is reported), 3 blocked, 4 lock held,
+    130/143 interrupted at an action boundary.
     """
-    from flipgitops.engine.apply import run_apply
+    from flipgitops.engine.planning import run_apply
+    from flipgitops.ui.report import confirm_prompt, print_apply_result
 
-    code = run_apply(
-        env,
-        plan_file=plan_file,
-        yes=yes,
-        allow=frozenset(allow),
-        fl_quiesced=fl_quiesced,
-        dry_run=dry_run,
-        prune=prune,
-        fmt=fmt,
-        color=_color(),
-        echo=click.echo,
-    )
-    sys.exit(code)
+    if not yes and not dry_run and not sys.stdin.isatty():
+        _fail("refusing to apply without confirmation: stdin is not a terminal; pass --yes "
+              "(e.g. in CI) after reviewing the plan", 1)
+    with _interruptible() as interrupt:
+        result = run_apply(env, plan_file=plan_file, allow=frozenset(allow),
+                           fl_quiesced=fl_quiesced, dry_run=dry_run, prune=prune, fmt=fmt,
+                           color=_color(), interrupt=interrupt,
+                           confirm=None if (yes or dry_run) else confirm_prompt,
+                           echo=click.echo)
+    print_apply_result(result, fmt, click.echo)
+    sys.exit(result.exit_code)
 
 
-@main.command()
+@cli.command()
 @env_option
 @format_option
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the report to FILE.")
@@ -303,52 +311,144 @@ def apply(
 def drift(env: str, fmt: str, report: Path | None) -> None:
     """Compare manifest and live state: changed, missing, unmanaged, unknown. Changes nothing.
 
-    Exit 0 in sync, 2 drift, 1 error.
+    Every finding says how to fix it. Exit 0 in sync, 2 drift, 1 error.
     """
-    from flipgitops.engine.drift import run_drift
+    from flipgitops.core.render import render_drift
+    from flipgitops.engine.output import write_atomic
+    from flipgitops.engine.planning import run_drift
 
-    sys.exit(run_drift(env, fmt=fmt, report=report, color=_color(), echo=click.echo))
+    _writable(report, "--report")
+    result = run_drift(env, status=lambda s: click.echo(s, err=True))
+    click.echo(render_drift(result, fmt, color=_color()))
+    if report:
+        write_atomic(report, render_drift(result, fmt, color=False))
+        click.echo(f"report written to {report}", err=True)
+    sys.exit(0 if result.in_sync else 2)
 
 
-@main.command()
+@cli.command()
+@env_option
+@format_option
+@handle_errors
+def status(env: str, fmt: str) -> None:
+    """Health, like FLIP's `make status`: the hub's API and version, each ECS service stable
+    on the expected revision, RDS available and protected, FLIP_API readable and consistent,
+    then every trust's stack, its authentication evidence and its reachability.
+
+    Exit 0 healthy, 2 unhealthy, 1 error.
+    """
+    from flipgitops.engine.status import run_status
+    from flipgitops.ui.report import render_status
+
+    report = run_status(env, status=lambda s: click.echo(s, err=True))
+    click.echo(render_status(report, fmt, color=_color()))
+    sys.exit(0 if report.healthy else 2)
+
+
+@cli.command()
+@env_option
+@click.option("--write", is_flag=True,
+              help="Write the adopted manifest (keeping its comments and order) and escrow the "
+              "credentials found on hosts. Without it nothing at all is written.")
+@format_option
+@handle_errors
+def adopt(env: str, write: bool, fmt: str) -> None:
+    """Take over a running FLIP without touching a trust.
+
+    Observes the live hub and the hosts the manifest names, and prints the manifest that
+    describes what runs (trusts, codes, IPs, slots, tags, the FLIP ref on hosts) as a diff
+    against the file. Keys found in hosts' kit files are checked against the hub; with
+    --write they are escrowed. Keys it cannot find are reported as not held by flipgitops
+    and are never rotated. Nothing in AWS or on a host changes except the escrow.
+    """
+    from flipgitops.engine.adopt import run_adopt
+    from flipgitops.ui.report import render_adoption
+
+    result = run_adopt(env, write=write, status=lambda s: click.echo(s, err=True))
+    click.echo(render_adoption(result, fmt))
+    sys.exit(0 if result.ok else 1)
+
+
+@cli.command()
+@env_option
+@click.option("--trust", "trust_name", required=True, metavar="NAME", help="The trust's name.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Where to write the archive (mode 0600).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def kit(env: str, trust_name: str, out: Path, force: bool) -> None:
+    """Export a trust's kit for a TRE or an out-of-band hand-off.
+
+    One 0600 tar.gz with the trust's FLIP kit file (from the escrow) and its FL kit (from
+    the kit bucket), laid out as FLIP's package-onprem-trust-kit does.
+    """
+    from flipgitops.engine.kit import run_kit
+
+    written = run_kit(env, trust=trust_name, out=out, force=force,
+                      status=lambda s: click.echo(s, err=True))
+    click.echo(f"kit for {trust_name} written to {written} (mode 0600)")
+
+
+@cli.command()
 @env_option
 @click.option("--lock-id", required=True, help="The run id printed by the holder / exit-4 message.")
 @handle_errors
 def unlock(env: str, lock_id: str) -> None:
     """Release a stale lock. Refuses when the lock id does not match the holder's."""
-    from flipgitops.engine.apply import run_unlock
+    from flipgitops.engine.planning import run_unlock
 
-    sys.exit(run_unlock(env, lock_id=lock_id, echo=click.echo))
+    ok, message = run_unlock(env, lock_id=lock_id)
+    click.echo(message, err=not ok)
+    sys.exit(0 if ok else 1)
 
 
-@main.command()
+@cli.command()
 @click.option("--base", required=True, metavar="REV", help="Base commit (e.g. the PR base).")
 @click.option("--head", default="HEAD", show_default=True, metavar="REV")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
 def changed(base: str, head: str, fmt: str) -> None:
-    """List environments whose manifests differ between two commits (for CI matrices)."""
+    """List environments whose manifests (or whose flip.ref) changed between two commits."""
     from flipgitops.engine.gitops import run_changed
 
     sys.exit(run_changed(base=base, head=head, fmt=fmt, echo=click.echo))
 
 
-@main.command()
+@cli.command()
 @click.option("--keep", is_flag=True, help="Leave the sandbox running and print how to use it.")
 @handle_errors
 def demo(keep: bool) -> None:
-    """Run the whole loop against an embedded sandbox (local AWS emulator + local trusts).
-
-    No AWS account needed. validate → plan → apply → plan (no changes) → drift after a
-    manual change → a blocked lockstep violation → apply to converge again.
+    """Run the whole loop against an embedded sandbox (a local AWS emulator, the stand-in
+    FLIP hub and local trust hosts). No AWS account needed.
     """
-    from flipgitops.sandbox.demo import run_demo
-
+    try:
+        from flipgitops.sandbox.demo import run_demo
+    except ImportError as exc:
+        _fail(f"the demo needs the sandbox extra ({exc.name} is not installed): install "
+              "flipgitops[sandbox], or run it from a clone with `uv run flipgitops demo`", 1)
+        return
     sys.exit(run_demo(keep=keep, echo=click.echo))
 
 
-def _color() -> bool:
-    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: click's usage errors exit 64 instead of 2 (2 means changes)."""
+    try:
+        cli.main(args=argv, prog_name="flipgitops", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    sys.exit(0)
 
 
 if __name__ == "__main__":

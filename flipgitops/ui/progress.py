@@ -1,4 +1,4 @@
-"""Apply progress: a live rich display for people at a terminal, plain lines for CI logs.
+"""Apply progress (presentation; the engine only calls the `Progress` protocol): a live rich display for people at a terminal, plain lines for CI logs.
 
 Both report the same events; the plain form (``[wave 2/5] host.deliver:Trust_1 ... ok``) is
 what CI keeps, so every line stands on its own and never holds a secret (outcome messages
@@ -10,21 +10,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from flipgitops.model.plan import Action
+from flipgitops.engine.apply import Progress
+from flipgitops.model.actions import Action
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
 Echo = Callable[..., None]
-
-
-class Progress(Protocol):
-    def start_wave(self, index: int, total: int, actions: Sequence[Action]) -> None: ...
-    def started(self, action: Action) -> None: ...
-    def finished(self, action: Action, ok: bool, message: str) -> None: ...
-    def close(self) -> None: ...
 
 
 class PlainProgress:
@@ -45,6 +39,9 @@ class PlainProgress:
         status = "ok" if ok else "FAILED"
         detail = f" ({message})" if message else ""
         self._echo(f"{self._wave} {action.id} ... {status}{detail}", err=self._err)
+
+    def line(self, text: str) -> None:
+        self._echo(f"{self._wave} {text}", err=self._err)
 
     def close(self) -> None:
         return None
@@ -84,6 +81,11 @@ class RichProgress:
         self._console.print(f"  {escape(action.id)} ... {mark}{detail}", highlight=False)
         if self._task is not None:
             self._bar.advance(self._task)
+
+    def line(self, text: str) -> None:
+        from rich.markup import escape
+
+        self._console.print(f"    [dim]{escape(text)}[/]", highlight=False)
 
     def close(self) -> None:
         self._bar.stop()
