@@ -128,6 +128,22 @@ KIT_CREDENTIAL_KEYS: Final = ("TRUST_API_KEY", "TRUST_INTERNAL_SERVICE_KEY", "FL
                               "FL_KIT_SLOT_NUMBER", "EXPECTED_TRUST_ID")
 IDENTITY_KEYS: Final = ("TRUST_NAME", "TRUST_CODE", "TRUST_REGION")
 PLACEHOLDER_PREFIX: Final = "<run-make-"
+# Non-secret keys of the kit file an operator may set per trust (`trusts[].settings`): FLIP's
+# host-local profile and the trust-local non-secret values of trust/.env.example@01292201,
+# plus the compose overrides FLIP documents for Ansible-provisioned hosts
+# (compose_trust.production.yml@f6e3db11: LOKI_DATA_VOLUME, GRAFANA_DATA_VOLUME,
+# OBSERVABILITY_CONFIG_DIR). Hub-shared keys, kit credentials and secrets are never settings.
+KIT_FILE_SETTINGS_KEYS: Final = frozenset({
+    "OMOP_DB_PORT", "PACS_UI_PORT", "XNAT_PORT", "TRUST_DEBUG_PORT", "IMAGING_DEBUG_PORT",
+    "DATA_ACCESS_DEBUG_PORT", "GRAFANA_PORT", "LOKI_PORT", "ORTHANC_STORAGE_DIR",
+    "BASE_IMAGES_DOWNLOAD_DIR", "XNAT_DATA_DIR", "OMOP_DATA_DIR", "ORTHANC_USERNAME",
+    "OMOP_POSTGRES_USER", "OMOP_POSTGRES_DB", "OMOP_DB_TAG", "DATA_ACCESS_POSTGRES_USER",
+    "COHORT_QUERY_THRESHOLD", "XNAT_ADMIN_USER", "XNAT_SERVICE_USER", "DATA_ACCESS_API_URL",
+    "IMAGING_API_URL", "TRUST_INTERNAL_SERVICE_KEY_HEADER", "PACS_DICOM_PORT",
+    "POLL_INTERVAL_SECONDS", "DATA_ACCESS_API_PORT", "IMAGING_API_PORT", "TRUST_API_PORT",
+    "TRUST_LOG_LEVEL", "NUM_AVAILABLE_GPUS", "MEMORY_PER_GPU_IN_GIB", "MIN_CLIENTS",
+    "LOKI_DATA_VOLUME", "GRAFANA_DATA_VOLUME", "OBSERVABILITY_CONFIG_DIR",
+})
 
 
 def env_token(environment: str) -> str:
