@@ -18,7 +18,7 @@ from flipgitops.sandbox.flip.checkout import (
 )
 from flipgitops.sandbox.flip.compose import load_project
 
-# trust/.env.example@01292201, read independently of the stand-in's copy (trust.md §3c).
+# trust/.env.example@01292201, listed from FLIP's file, independently of the stand-in's copy.
 FLIP_SECTIONS = [
     "# ── Host-local profile ",
     "# ── Trust-local credentials ",

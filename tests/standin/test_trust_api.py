@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,13 @@ def test_right_key_authenticates_once(host: Host, kit: Kit, checkout: FlipChecko
         ("POST", "/api/trust/heartbeat"), ("GET", "/api/tasks/pending")}
     assert all(s.authenticated for s in hub.seen)
     assert hub.seen[0].method == "POST"  # heartbeat, then poll
+    logs = host.docker("compose", "-p", "trust1", "logs", "--tail", "1", "-t", "trust-api")
+    assert len(logs.out.splitlines()) == 1
+    assert re.match(r"trust-api-1  \| \d{4}-\d\d-\d\dT[\d:.]+Z (INFO|DEBUG)", logs.out)
+    future = host.docker("compose", "-p", "trust1", "logs", "--since", "2999-01-01T00:00:00Z")
+    assert future.rc == 0 and future.out == ""
+    recent = host.docker("compose", "-p", "trust1", "logs", "--since", "1h", "trust-api")
+    assert AUTHENTICATED in recent.out
 
 
 def test_wrong_key_logs_flips_rejections(host: Host, kit: Kit, checkout: FlipCheckout,
@@ -170,3 +178,43 @@ def test_console_entry_point(tmp_path: Path) -> None:
     assert '"LocalNodeState":"inactive"' in out.stdout
     missing = subprocess.run([str(script), "ps"], capture_output=True, text=True, check=False)
     assert missing.returncode == 1 and "needs --daemon-dir" in missing.stderr
+
+
+def test_the_makefiles_command_line_from_trust_dir(tmp_path: Path, kit: Kit,
+                                                   checkout: FlipCheckout, world: Path) -> None:
+    """As trust/Makefile@0046dc28 runs it: relative paths from trust/, a real subprocess."""
+    script = Path(sys.executable).parent / "flip-standin-docker"
+    daemon = tmp_path / "host" / "docker"
+    base = [str(script), "--daemon-dir", str(daemon), "--world", str(world)]
+    shutil.copy(kit.path, checkout.trust_dir / ".env.STANDINTEST.production")
+    env = {"PATH": os.environ.get("PATH", ""), "TRUST_NETWORK_NAME": "deploy_trust-network-1",
+           "TRUST_NUMBER": "1", "TRUST_NAME": "Trust_1", "DEBUG": "",
+           "DOCKER_FL_CLIENT_NAME": "flare-fl-client"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], cwd=checkout.trust_dir, env=env, text=True,
+                              capture_output=True, check=False)
+
+    try:
+        inspect = run("network", "inspect", "deploy_trust-network-1")
+        assert inspect.returncode == 1
+        assert run("swarm", "init", "--advertise-addr", "127.0.0.1").returncode == 0
+        assert run("network", "create", "--driver", "overlay", "--attachable",
+                   "deploy_trust-network-1").returncode == 0
+        up = run("compose", "--env-file", ".env.STANDINTEST.production", "--project-directory",
+                 ".", "-f", "deploy/compose_trust.production.yml",
+                 "-f", "deploy/compose_trust.production.nvflare.yml",
+                 "-p", "trust1", "up", "-d", "--pull", "always")
+        assert up.returncode == 0, up.stderr
+        ps = run("compose", "-p", "trust1", "ps", "--format", "json")
+        assert len(ps.stdout.splitlines()) == 9
+        assert wait_for(lambda: AUTHENTICATED in run("compose", "-p", "trust1", "logs").stdout)
+        down = run("compose", "--env-file", ".env.STANDINTEST.production", "--project-directory",
+                   ".", "-f", "deploy/compose_trust.production.yml",
+                   "-f", "deploy/compose_trust.production.nvflare.yml",
+                   "-p", "trust1", "down", "--remove-orphans")
+        assert down.returncode == 0
+        assert live_pids_under(daemon.resolve()) == []
+    finally:
+        (checkout.trust_dir / ".env.STANDINTEST.production").unlink()
+        trust_api.stop_all(daemon)
