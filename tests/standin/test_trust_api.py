@@ -105,6 +105,7 @@ def test_down_and_stop_all_leave_no_process(host: Host, kit: Kit, checkout: Flip
 def test_a_stray_process_exits_when_its_daemon_dir_goes(
         host: Host, kit: Kit, checkout: FlipCheckout, hub: FakeHub) -> None:
     _up(host, kit, checkout)
+    assert wait_for(lambda: AUTHENTICATED in host.logs())  # it is polling
     (pid,) = host.pids()
     started = processes.start_time(pid)
     assert started is not None
