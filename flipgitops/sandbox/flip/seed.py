@@ -177,6 +177,7 @@ def seed_hub(
     if state_bucket:
         _create_bucket(c, manifest.state.bucket, hub.region)
 
+    hub.worker.poke()
     if not hub.wait_booted(h.images.hub_tag, timeout=boot_timeout):
         raise SeedError(
             f"flip-api did not boot within {boot_timeout:.0f}s (worker errors: "

@@ -90,6 +90,8 @@ class HubWorker:
         self._ssm: Any = client("ssm", moto_url, region)
         self._secrets: Any = client("secretsmanager", moto_url, region)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._discover = False
         self._running = threading.Event()
         self._running.set()
         self._tick_lock = threading.Lock()
@@ -111,6 +113,7 @@ class HubWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._running.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
@@ -137,6 +140,11 @@ class HubWorker:
             time.sleep(self.interval / 4)
         return True
 
+    def poke(self) -> None:
+        """Rediscover clusters and services on the next tick, and run it now."""
+        self._discover = True
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self._running.is_set():
@@ -148,12 +156,14 @@ class HubWorker:
                     except Exception as e:  # keep serving; tests read errors
                         self.errors.append(f"{type(e).__name__}: {e}")
                     self.ticks += 1
-            self._stop.wait(self.interval)
+            self._wake.wait(self.interval)
+            self._wake.clear()
 
     def tick(self) -> None:
         """One-off tasks every tick; services every `SERVICE_EVERY` ticks; the cluster and
         service lists every `DISCOVER_EVERY` (moto calls cost CPU the tests share)."""
-        discover = self.ticks % DISCOVER_EVERY == 0 or not self._clusters
+        discover = self._discover or self.ticks % DISCOVER_EVERY == 0 or not self._clusters
+        self._discover = False
         if discover:
             self._clusters = {
                 cluster: self._pages(self._ecs.list_services, "serviceArns", cluster=cluster)
