@@ -13,6 +13,7 @@ import pytest
 from hubworld import REGION, aws, make_manifest
 
 from flipgitops.model.manifest import Manifest
+from flipgitops.sandbox.flip.aws import client
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
 from flipgitops.sandbox.flip.world import StandinHub
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer, moto_server
@@ -20,7 +21,16 @@ from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer, moto_server
 
 @pytest.fixture(scope="session")
 def _moto_session() -> Iterator[MotoServer]:
+    """One server per session, with every backend the seeder uses loaded once up front
+    (moto imports a backend on its first request: seconds the first test would pay)."""
     with moto_server() as server:
+        for service, call in (("ec2", "describe_vpcs"), ("ecs", "list_clusters"),
+                              ("s3", "list_buckets"), ("ssm", "describe_parameters"),
+                              ("secretsmanager", "list_secrets"), ("logs", "describe_log_groups"),
+                              ("rds", "describe_db_instances"),
+                              ("cognito-idp", "list_user_pools")):
+            kwargs = {"MaxResults": 1} if service == "cognito-idp" else {}
+            getattr(client(service, server.url, REGION), call)(**kwargs)
         yield server
 
 

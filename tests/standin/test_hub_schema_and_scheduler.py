@@ -151,4 +151,7 @@ def test_every_seeded_service_runs_one_task_of_its_definition(
                         for r in ("flip_api", "fl_api", "fl_server")}
     services = ecs.describe_services(cluster=CLUSTER, services=list(
         result.services.values()))["services"]
-    assert all(s["runningCount"] == s["desiredCount"] == 1 for s in services)  # stable
+    assert all(s["runningCount"] == s["desiredCount"] == 1 for s in services)
+    # register-trusts.sh and deploy-centralhub wait for this before they act.
+    ecs.get_waiter("services_stable").wait(cluster=CLUSTER, services=list(
+        result.services.values()), WaiterConfig={"Delay": 1, "MaxAttempts": 2})

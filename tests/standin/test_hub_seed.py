@@ -110,12 +110,12 @@ def test_the_registry_holds_the_release_images(hub: StandinHub, seed: Any) -> No
 
 
 def test_kits_for_every_slot_and_date(hub: StandinHub, seed: Any) -> None:
-    seed(kit_dates=["2025-06-01", "2025-07-01"])
+    seed(kit_dates=["2025-06-01", "2025-07-01"], slot_count=2)
     s3 = aws("s3", hub.moto_url)
     listed = s3.list_objects_v2(Bucket="flipdev-aicentre", Prefix=nvflare_prefix("2025-06-01"),
                                 Delimiter="/")
     dirs = sorted(p["Prefix"].rsplit("/", 2)[-2] for p in listed["CommonPrefixes"])
-    assert dirs == ["Trust_1", "Trust_2", "Trust_3", "fl-server-net-1", "flip-fl-api-net-1"]
+    assert dirs == ["Trust_1", "Trust_2", "fl-server-net-1", "flip-fl-api-net-1"]
 
     def fed(date: str, slot: str) -> Any:
         key = f"{nvflare_prefix(date)}{slot}/startup/fed_client.json"

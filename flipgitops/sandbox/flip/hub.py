@@ -464,7 +464,7 @@ class HubState:
                 row.last_heartbeat = now()
                 if health is not None:
                     row.services_health = health
-            self._event("heartbeat", who.trust_name)
+            self._changed.notify_all()
             return {"trust_id": who.trust_id, "trust_name": who.trust_name,
                     "message": fn.HEARTBEAT_MESSAGE, "hub_version": loaded.image_tag,
                     "aes_key_fingerprint": loaded.aes_key_fingerprint}

@@ -220,7 +220,12 @@ class HubWorker:
                     self._scheduled.add(arn)
                     continue
                 self._handled.add(arn)
-                self._execute(cluster, task)
+                try:
+                    self._execute(cluster, task)
+                except Exception as e:
+                    # Never leave a waiter hanging on a task the stand-in failed to play.
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                    self._stop_task(cluster, arn, f"stand-in error: {type(e).__name__}")
 
     def _execute(self, cluster: str, task: dict[str, Any]) -> None:
         td = self._task_definition(task["taskDefinitionArn"])
@@ -336,9 +341,9 @@ class HubWorker:
             try:
                 self._boot(td, flip_api, started)
             except BootError as e:
-                self.state.record("boot_failed", image_tag(flip_api.get("image", "")), str(e))
                 for arn in started:
                     self._stop_task(cluster, arn, ESSENTIAL_EXITED)
+                self.state.record("boot_failed", image_tag(flip_api.get("image", "")), str(e))
                 self._deployments[service["serviceArn"]] = _Deployment(key, previous)
                 return
         for arn in previous:
