@@ -70,6 +70,13 @@ def test_a_reset_missing_create_schema_leaves_no_evidence_and_no_boot(
         cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"])["tasks"]
     flip_api = [t for t in tasks if t["group"] == "service:flip-api"]
     assert len(flip_api) == 1  # the old deployment's task still serves
+    assert log_lines(logs, flip_api[0]["taskArn"])[-2:] == [
+        "Seeding database complete - starting FastAPI server",
+        "🚢 Starting API in normal mode... "]
+    stopped = ecs.describe_tasks(cluster=CLUSTER, tasks=ecs.list_tasks(
+        cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"])["tasks"]
+    [failed] = [t for t in stopped if t["group"] == "service:flip-api"]
+    assert log_lines(logs, failed["taskArn"])[-1] == "Alembic migration failed - exiting"
 
 
 def test_a_drop_alone_or_no_generation_prints_no_evidence(

@@ -95,7 +95,7 @@ class TrustRow:
     name: str
     code: str | None
     region: str | None
-    api_key_hash: str | None
+    api_key_hash: str | None = field(repr=False)
     created_at: datetime
     disabled_at: datetime | None = None
     last_heartbeat: datetime | None = None
@@ -134,7 +134,7 @@ class Loaded:
     trust_names: tuple[str, ...] = ()
     # Secret era only: name -> sha256 hex, or None when the secret has no usable value
     # (E2 then fails every authentication with a 500).
-    trust_api_key_hashes: Mapping[str, str] | None = None
+    trust_api_key_hashes: Mapping[str, str] | None = field(default=None, repr=False)
     aes_key_fingerprint: str | None = None
 
 

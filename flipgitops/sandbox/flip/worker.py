@@ -375,8 +375,28 @@ class HubWorker:
         return running
 
     def _boot(self, td: dict[str, Any], container: dict[str, Any], tasks: list[str]) -> None:
-        """flip-api's settings are read once per process: read them as they are now."""
+        """flip-api's entrypoint (flip-api/entrypoint.sh): migrations, the seed, then the
+        server, whose settings are read once per process: read them as they are now. Its
+        lines go to the first new task's log stream. One-off tasks never run this: their
+        command override replaces the image's CMD, which is the entrypoint (Dockerfile)."""
         env = self._env(container)
+        lines = ["🚀 Starting flip-api entrypoint script...",
+                 f"🌍 Environment: {env.get('ENV', 'development')}",
+                 "Postgres is up - applying Alembic migrations"]
+        try:
+            self._boot_settings(container, env, lines)
+        except BootError as e:
+            lines.append(f"ERROR - {e}")
+            lines.append("Alembic migration failed - exiting" if "schema" in str(e)
+                         else "Seeding database failed - exiting")
+            raise
+        finally:
+            target = self._log_target(container, tasks[0])
+            if target is not None and self._log_group_exists(target[0]):
+                self._write_logs(target, lines)
+
+    def _boot_settings(self, container: dict[str, Any], env: dict[str, str],
+                       lines: list[str]) -> None:
         header = env.get("TRUST_API_KEY_HEADER")
         if not header:
             raise BootError("TRUST_API_KEY_HEADER: Field required")
@@ -398,10 +418,10 @@ class HubWorker:
                         aes_key_fingerprint=aes_fingerprint(secret.get("aes_key")
                                                             if secret else None))
         self.state.boot(loaded, slot_names)
-        target = self._log_target(container, tasks[0])
-        if target is not None and self._log_group_exists(target[0]):
-            n = len(slot_names)
-            self._write_logs(target, [f"INFO - {fn.LOG_SEEDED_SLOTS.format(n=n)}"])
+        lines += ["Migrations applied - executing seeding command",
+                  f"INFO - {fn.LOG_SEEDED_SLOTS.format(n=len(slot_names))}",
+                  "Seeding database complete - starting FastAPI server",
+                  "🚢 Starting API in normal mode... "]
 
     def _secret(self, name: str) -> dict[str, Any] | None:
         try:
