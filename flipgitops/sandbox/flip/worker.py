@@ -1,6 +1,7 @@
 """The hub worker: plays the containers and the scheduler ECS would run, against moto.
 
-moto records ECS tasks but runs nothing, so a background thread polls it (every ~0.1 s):
+moto records ECS tasks but runs nothing, so a background thread polls it (every ~0.1 s,
+every 0.3 s after three idle seconds):
 
 - **One-off tasks** (``run_task`` of the flip-api task definition, as FLIP's
   register-trusts.sh@03bb6813 and delete-trust.sh@05600a0d start them): the container
@@ -47,6 +48,9 @@ ESSENTIAL_EXITED = "Essential container in task exited"
 SCALING = "Scaling activity initiated by (deployment {id})"
 SERVICE_EVERY = 3
 DISCOVER_EVERY = 5
+# After this long with nothing to do, poll more slowly (moto calls cost CPU the tests share).
+IDLE_AFTER = 3.0
+IDLE_INTERVAL = 0.3
 
 
 def pull_error(image: str) -> str:
@@ -92,6 +96,7 @@ class HubWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._discover = False
+        self._last_activity = time.monotonic()
         self._running = threading.Event()
         self._running.set()
         self._tick_lock = threading.Lock()
@@ -143,6 +148,7 @@ class HubWorker:
     def poke(self) -> None:
         """Rediscover clusters and services on the next tick, and run it now."""
         self._discover = True
+        self._last_activity = time.monotonic()
         self._wake.set()
 
     def _loop(self) -> None:
@@ -156,7 +162,8 @@ class HubWorker:
                     except Exception as e:  # keep serving; tests read errors
                         self.errors.append(f"{type(e).__name__}: {e}")
                     self.ticks += 1
-            self._wake.wait(self.interval)
+            idle = time.monotonic() - self._last_activity > IDLE_AFTER
+            self._wake.wait(max(self.interval, IDLE_INTERVAL) if idle else self.interval)
             self._wake.clear()
 
     def tick(self) -> None:
@@ -220,6 +227,7 @@ class HubWorker:
                     self._scheduled.add(arn)
                     continue
                 self._handled.add(arn)
+                self._last_activity = time.monotonic()
                 try:
                     self._execute(cluster, task)
                 except Exception as e:
@@ -328,6 +336,7 @@ class HubWorker:
         current = self._deployments.get(service["serviceArn"])
         if current is not None and current.key == key:
             return
+        self._last_activity = time.monotonic()
         td = self._task_definition(service["taskDefinition"])
         started = self._launch(cluster, service, td, deployment_id, desired)
         previous = current.serving if current else []
