@@ -8,6 +8,7 @@ environment almost everything is equal.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -48,9 +49,24 @@ def diff(world: World) -> tuple[Change, ...]:
                 before = None if op == "add" else level.t1
                 after = None if op == "remove" else level.t2
             changes.append(Change(op=op, path=".".join(str(p) for p in parts),
-                                  before=before, after=after))
+                                  before=shorten(before), after=shorten(after)))
     unique = {(c.path, c.op): c for c in changes}
     return tuple(sorted(unique.values(), key=lambda c: c.path))
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def shorten(value: Any) -> Any:
+    """A full sha256 anywhere in a change value becomes ``sha256:<12 hex>``: a plan file
+    holds no more of a key's hash than that (and round-trips exactly)."""
+    if isinstance(value, str):
+        return f"sha256:{value[:12]}" if _HEX64.fullmatch(value) else value
+    if isinstance(value, dict):
+        return {k: shorten(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shorten(v) for v in value]
+    return value
 
 
 def _at(tree: Any, parts: list[Any]) -> Any:

@@ -12,7 +12,7 @@ from enum import Enum
 from functools import cached_property
 
 from flipgitops.core.allowlist import RuleAttribution, attribute_rules
-from flipgitops.model.flip import EPHEMERAL_KIT_PREFIX, Registry, slot_number
+from flipgitops.model.flip import EPHEMERAL_KIT_PREFIX, TRUST_NAME_RE, Registry, slot_number
 from flipgitops.model.manifest import Manifest, Trust
 from flipgitops.model.observed import LedgerTrust, ObservedHost, ObservedState
 
@@ -148,6 +148,9 @@ class World:
 
     @cached_property
     def unmanaged_names(self) -> frozenset[str]:
+        """Live trusts the manifest does not name. Names come from outside (the hub's
+        registry, the admin API, rule labels): only ones shaped like a trust name are ever
+        acted on (`actionable`)."""
         known = frozenset(self.by_name)
         names = set(self.o.ledger.trusts) | set(self.attribution.by_trust)
         if self.registry == "secret":
@@ -156,6 +159,10 @@ class World:
         if admin is not None:
             names |= admin
         return frozenset(names - known)
+
+    def actionable(self, name: str) -> bool:
+        """A live name flipgitops may pass to a FLIP script (delete_trust --name ...)."""
+        return bool(TRUST_NAME_RE.fullmatch(name))
 
     def ephemeral_parameter(self, trust: Trust) -> str:
         """Deterministic per trust and generation, so a rerun after a crash finds the kit a

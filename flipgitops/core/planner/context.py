@@ -35,4 +35,4 @@ class Ctx:
         trust = self.w.by_name.get(name)
         if trust is not None:
             return trust.state == "decommissioned"
-        return self.opts.prune
+        return self.opts.prune and self.w.actionable(name)
