@@ -48,7 +48,7 @@ _DROP_ORDER = ("per-trust details", "the action graph")
 
 def _note(artifact: str) -> md.Note:
     def note(hidden: dict[str, int], dropped: list[str], limit: int) -> list[str]:
-        parts = [f"{n} {kind}" for kind, n in sorted(hidden.items())]
+        parts = [f"{kind}: {n}" for kind, n in sorted(hidden.items())]
         left = ("; not shown: " + ", ".join(parts)) if parts else ""
         omitted = (" (" + " and ".join(dropped) + " omitted)") if dropped else ""
         return [f"**⚠️ Truncated to stay under {limit:,} characters**{omitted}{left}. "

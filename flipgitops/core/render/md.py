@@ -6,7 +6,8 @@ descriptions and names, the admin API's trust names, Terraform addresses, error 
 Every such value goes through exactly one of these, chosen by where it lands:
 
 - `text`: running text, list items and table cells. Markdown's inline syntax is
-  backslash-escaped; ``& < > @ # $`` become entities, so no raw HTML, no entity, no math;
+  backslash-escaped; ``& < > @ #`` become entities (``$`` a `<span>$</span>`, as GitHub
+  advises), so no raw HTML, no entity, no math;
   a zero-width space follows ``@``, ``#<alnum>``, ``scheme:`` and ``www`` in what GitHub
   sees after decoding, so no ``@team`` mention, no issue reference and no autolink forms;
   a value that would begin a block (``- x``, ``1. x``, ``+ x``) is escaped at its start.
@@ -34,12 +35,13 @@ from dataclasses import dataclass, field
 from flipgitops.core.render._common import clean, clip
 
 _ZWSP = "\u200b"  # `clean` strips it from data, so every one left after `_breaks` is ours
-_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "#": "&#35;", "$": "&#36;",
-           _ZWSP: "&#8203;"}
+# ``$`` opens GitHub's math; GitHub's own advice for a literal dollar is `<span>$</span>`.
+_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "#": "&#35;",
+           "$": "<span>&#36;</span>", _ZWSP: "&#8203;"}
 _BACKSLASH = frozenset("\\`*_[]|~")
 _BLOCK_START = re.compile(r"^(?:[-+=]|[0-9]+[.)])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "@": "&#64;",
-         "#": "&#35;", _ZWSP: "&#8203;"}
+         "#": "&#35;", "$": "&#36;", _ZWSP: "&#8203;"}
 _LABEL_DROP = re.compile(r"[^A-Za-z0-9 _.,/+=-]+")
 _BACKTICKS = re.compile(r"`+")
 DATA_LIMIT = 300  # characters of one data value shown in markdown (the JSON has it whole)
@@ -147,7 +149,7 @@ def list_more(n: int) -> list[str]:
 
 def after_more(n: int) -> list[str]:
     """For tables: a blank line ends the table before the note."""
-    return ["", f"_… and {n} more rows: see the JSON output._"]
+    return ["", f"_… and {n} more {'row' if n == 1 else 'rows'}: see the JSON output._"]
 
 
 def fence_more(n: int) -> list[str]:

@@ -199,7 +199,8 @@ def load_plan_json(text: str | bytes) -> Plan:
         raise PlanFileError(problems)
     version = data.get("format_version")
     if version != FORMAT_VERSION:
-        raise PlanFileError([f"format_version is {_q(version)}; this flipgitops reads "
+        shown = "missing" if "format_version" not in data else _q(version)
+        raise PlanFileError([f"format_version is {shown}; this flipgitops reads "
                              f"{FORMAT_VERSION!r} (make the plan with the same flipgitops "
                              "version that applies it)"])
     for key in REPORT_KEYS:
