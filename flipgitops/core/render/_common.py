@@ -245,20 +245,29 @@ def _strings(value: Any) -> set[str]:
     return out
 
 
-def trust_of_change(change: Change) -> str | None:
-    parts = change.path.split(".")
+def trust_of_change(change: Change, names: Iterable[str] = ()) -> str | None:
+    """The trust a change is about: ``trusts.<name>.…``. A live name may hold dots (names
+    from the hub's registry are not the manifest's, which has none), so a known name that
+    prefixes the path wins over the first dotted part."""
+    path = change.path
+    for name in sorted(names, key=len, reverse=True):
+        if path == f"trusts.{name}" or path.startswith(f"trusts.{name}."):
+            return name
+    parts = path.split(".")
     return parts[1] if len(parts) >= 2 and parts[0] == "trusts" else None
 
 
 def per_trust(plan: Plan) -> dict[str, tuple[list[Change], list[Action]]]:
     """For every trust a plan touches: its changes and the actions that name it (its own
     actions, and hub-wide ones whose params name it, such as an allowlist update)."""
-    known = {n for c in plan.changes if (n := trust_of_change(c))}
-    known |= {c.trust for c in plan.confirmations}
+    candidates = ({a.target for a in plan.actions} | {c.trust for c in plan.confirmations}
+                  | {u.removeprefix("trust:") for u in plan.unmanaged if u.startswith("trust:")})
+    of = {id(c): trust_of_change(c, candidates) for c in plan.changes}
+    known = {n for n in of.values() if n} | {c.trust for c in plan.confirmations}
     changes: dict[str, list[Change]] = {n: [] for n in known}
     actions: dict[str, list[Action]] = {n: [] for n in known}
     for c in plan.changes:
-        if (n := trust_of_change(c)) is not None:
+        if (n := of[id(c)]) is not None:
             changes[n].append(c)
     for a in plan.actions:
         for name in sorted(({a.target} | _strings(a.params.model_dump(mode="json"))) & known):

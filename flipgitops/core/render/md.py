@@ -13,7 +13,7 @@ Every such value goes through exactly one of these, chosen by where it lands:
   a value that would begin a block (``- x``, ``1. x``, ``+ x``) is escaped at its start.
 - `code` / `code_cell`: a code span whose fence is longer than any backtick run in the
   value, so the value cannot close it (in a table cell its pipes are escaped too).
-- `html`: text inside raw HTML (a `<summary>`), entity-escaped.
+- `html`: text inside raw HTML (a `<summary>`), entity-escaped (markdown's punctuation too).
 - `fence`: a fenced block whose fence is longer than any backtick run in its lines.
 - `mermaid_label`: a Mermaid node label reduced to letters, digits and plain punctuation
   (no quotes, brackets, ``-->``, ``%%``, HTML or newlines).
@@ -40,8 +40,10 @@ _ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "#": "&#35;",
            "$": "<span>&#36;</span>", _ZWSP: "&#8203;"}
 _BACKSLASH = frozenset("\\`*_[]|~")
 _BLOCK_START = re.compile(r"^(?:[-+=]|[0-9]+[.)])")
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "@": "&#64;",
-         "#": "&#35;", "$": "&#36;", _ZWSP: "&#8203;"}
+# Inside raw HTML markdown is not read, but its punctuation is entity-encoded too, so the
+# text stays inert even where a renderer reads markdown inside a <summary>.
+_HTML = {**{ch: f"&#{ord(ch)};" for ch in "\\`*_[]()|~!$:'\"@#"},
+         "&": "&amp;", "<": "&lt;", ">": "&gt;", _ZWSP: "&#8203;"}
 _LABEL_DROP = re.compile(r"[^A-Za-z0-9 _.,/+=-]+")
 _BACKTICKS = re.compile(r"`+")
 DATA_LIMIT = 300  # characters of one data value shown in markdown (the JSON has it whole)

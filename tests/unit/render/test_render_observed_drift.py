@@ -124,3 +124,35 @@ def test_drift_markdown_stays_under_the_limit() -> None:
     out = render_drift(drift_report(m, o), "markdown")
     assert len(out) <= 60_000 and "Truncated" in out
     assert out.rstrip().endswith("_Drift: 400 findings._")
+
+
+def test_an_observation_of_nothing_reads_without_none() -> None:
+    """Everything absent (a hub not deployed yet, an unreadable ledger): every field that
+    can be None is, and the report still says "(none)" or "not found", never ``None``."""
+    from flipgitops.model.observed import (
+        ObservedAllowlist,
+        ObservedCognito,
+        ObservedDatabase,
+        ObservedHost,
+        ObservedHub,
+        ObservedLedger,
+        ObservedRegistryEra,
+        ObservedSecret,
+        ObservedService,
+    )
+
+    hub = ObservedHub(
+        account_id=None, region=None,
+        allowlist=ObservedAllowlist(exists=False, group_name="flip-fl-server-nlb"),
+        secret=ObservedSecret(exists=False, name="FLIP_API"),
+        services={"flip_api": ObservedService(role="flip_api", name="flip-api", exists=False)},
+        database=ObservedDatabase(exists=False, identifier="flip-database"),
+        cognito=ObservedCognito(exists=False, name="flip-user-pool"),
+        registry=ObservedRegistryEra(era="database", evidence="no TRUST_NAMES"))
+    o = ObservedState(environment="dev", hub=hub,
+                      ledger=ObservedLedger(readable=False, error="AccessDenied"),
+                      hosts={"Trust_1": ObservedHost(trust="Trust_1", reachable=True)})
+    for fmt in ("text", "markdown"):
+        out = render_observed(o, fmt)
+        assert "None" not in out, fmt
+        assert "AccessDenied" in out and "(not found)" in out
