@@ -36,8 +36,9 @@ _CONTROL = re.compile(
     r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069"
     r"\ufeff\ufff9-\ufffb\ud800-\udfff]"
 )
-# A run of 64 or more hex digits is a sha256 (or longer digest); shorten it wherever it is.
-_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:sha256:)?([0-9a-fA-F]{64,})(?![0-9A-Za-z])")
+# A run of 64 or more hex digits is a sha256 (or longer digest); shorten it wherever it is,
+# whatever touches it (a hash glued to other text must not slip through).
+_HEX_RUN = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64,})")
 _FULL_HASH = re.compile(r"^(?:sha256:)?[0-9a-fA-F]{64}$")
 
 

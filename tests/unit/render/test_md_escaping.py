@@ -108,3 +108,12 @@ def test_fences_are_longer_than_any_backtick_run(lines: list[str]) -> None:
     tokens = PARSER.parse("\n".join(block) + "\n")
     assert [t.type for t in tokens] == ["fence"]
     assert tokens[0].content == "".join(f"{x}\n" for x in cleaned)
+
+
+@given(st.text(max_size=20), st.text(alphabet="0123456789abcdefABCDEF", min_size=64,
+                                     max_size=80), st.text(max_size=20))
+def test_no_full_hash_survives_cleaning_wherever_it_sits(before: str, digest: str,
+                                                         after: str) -> None:
+    out = clean(before + digest + after)
+    assert not re.search(r"[0-9a-fA-F]{64}", out)
+    assert not re.search(r"[0-9a-fA-F]{64}", md.text(before + digest + after, 10_000))
