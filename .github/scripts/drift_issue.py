@@ -3,7 +3,9 @@
 Drift (exit 2) opens the issue ``Drift detected in <env>`` (label ``drift``) or updates its
 body; in sync (exit 0) closes it with a comment; an error (exit 1) leaves it alone, because
 "could not look" is not "in sync". The issue body starts with a hidden marker so a renamed
-issue is still found.
+issue is still found. What this script adds around flipgitops' (already escaped) report goes
+through `gh_markdown` (a checked environment name, code spans, an http(s)-only run link, a
+cut that never leaves a code fence or `<details>` open).
 
     drift_issue.py --env prod --exit-code 2 --report drift-prod.md --run-url URL
 """
@@ -17,31 +19,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gh_api import GitHub, GitHubError
+from gh_markdown import UnsafeInput, code, command_data, env_name, fit, link
 
 LABEL = "drift"
 MAX_BODY = 65_000
 
 
 def title(env: str) -> str:
-    return f"Drift detected in {env}"
+    return f"Drift detected in {env_name(env)}"
 
 
 def marker(env: str) -> str:
-    return f"<!-- flipgitops-drift:{env} -->"
+    return f"<!-- flipgitops-drift:{env_name(env)} -->"
 
 
 def compose_body(env: str, report: str, run_url: str = "") -> str:
     lines = [marker(env),
-             f"The nightly `flipgitops drift --env {env}` found live state that differs from "
-             f"`environments/{env}.yaml`. Re-apply the manifest or change it in a pull request; "
-             "this issue closes itself once a drift run finds the environment in sync.", ""]
+             f"The nightly {code(f'flipgitops drift --env {env}')} found live state that "
+             f"differs from {code(f'environments/{env}.yaml')}. Re-apply the manifest or change "
+             "it in a pull request; this issue closes itself once a drift run finds the "
+             "environment in sync.", ""]
     lines.append(report.strip() or "_The drift report was empty; see the workflow run._")
-    if run_url:
-        lines += ["", f"Last checked by [this run]({run_url})."]
-    body = "\n".join(lines) + "\n"
-    if len(body) > MAX_BODY:
-        body = body[: MAX_BODY - 80] + "\n\n_…truncated; the full report is in the run._\n"
-    return body
+    tail = f"\nLast checked by {link('this run', run_url)}.\n" if run_url else ""
+    note = "_…truncated; the full report is in the run._\n"
+    body = fit("\n".join(lines) + "\n", MAX_BODY - len(tail), note)
+    return body.rstrip("\n") + "\n" + tail
 
 
 def find_issue(issues: list[dict[str, Any]], env: str) -> dict[str, Any] | None:
@@ -80,7 +82,8 @@ def reconcile(gh: GitHub, env: str, exit_code: int, body: str, run_url: str = ""
     if decision.kind == "update":
         gh.request("PATCH", gh.repo_path(f"issues/{decision.number}"), {"body": body})
     elif decision.kind == "close":
-        note = f"`{env}` is in sync again" + (f" ([run]({run_url}))." if run_url else ".")
+        note = f"{code(env)} is in sync again" + (f" ({link('run', run_url)})." if run_url
+                                                  else ".")
         gh.request("POST", gh.repo_path(f"issues/{decision.number}/comments"), {"body": note})
         gh.request("PATCH", gh.repo_path(f"issues/{decision.number}"),
                    {"state": "closed", "state_reason": "completed"})
@@ -94,14 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path)
     parser.add_argument("--run-url", default="")
     args = parser.parse_args(argv)
+    try:
+        env_name(args.env)
+    except UnsafeInput as exc:
+        print(f"::error::{command_data(exc)}", file=sys.stderr)
+        return 1
     report = ""
     if args.report and args.report.exists():
-        report = args.report.read_text(encoding="utf-8")
+        report = args.report.read_text(encoding="utf-8", errors="replace")
     body = compose_body(args.env, report, args.run_url)
     try:
         decision = reconcile(GitHub.from_env(), args.env, args.exit_code, body, args.run_url)
     except GitHubError as exc:
-        print(f"::error::could not update the drift issue for {args.env}: {exc}", file=sys.stderr)
+        print(f"::error::{command_data(f'could not update the drift issue for {args.env}: {exc}')}",
+              file=sys.stderr)
         return 1
     print(f"drift issue for {args.env}: {decision.kind}"
           + (f" #{decision.number}" if decision.number else ""))

@@ -2,6 +2,9 @@
 
 Each environment's comment carries a hidden marker, ``<!-- flipgitops-plan:<env> -->``, as
 its first line, so a new push edits the comment in place instead of piling up comments.
+What this script adds around flipgitops' (already escaped) markdown goes through
+`gh_markdown`: a checked environment name, code spans, an http(s)-only run link, and a cut
+that never leaves a code fence or `<details>` open.
 
     plan_comment.py --env prod --pr 12 --body-file plan-prod.md --exit-code 2 --run-url URL
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gh_api import GitHub, GitHubError
+from gh_markdown import UnsafeInput, code, command_data, env_name, fit, link
 
 # GitHub rejects comment bodies over 65,536 characters; flipgitops keeps plans under 60,000.
 MAX_BODY = 65_000
@@ -26,25 +30,23 @@ STATUS = {
 
 
 def marker(env: str) -> str:
-    return f"<!-- flipgitops-plan:{env} -->"
+    return f"<!-- flipgitops-plan:{env_name(env)} -->"
 
 
 def compose_body(env: str, markdown: str, exit_code: int, run_url: str = "",
                  artifact: str = "") -> str:
-    status = STATUS.get(exit_code, f"❌ plan failed (exit {exit_code})")
-    head = [marker(env), f"### flipgitops plan · `{env}` · {status}", ""]
+    status = STATUS.get(exit_code, f"❌ plan failed (exit {int(exit_code)})")
+    head = [marker(env), f"### flipgitops plan · {code(env)} · {status}", ""]
     text = markdown.strip() or "_The plan printed nothing; see the workflow run log._"
     foot = ["", "---"]
     if artifact and exit_code in (0, 2):
-        foot.append(f"JSON plan artifact: `{artifact}` (applied on merge).")
+        foot.append(f"JSON plan artifact: {code(artifact)} (applied on merge).")
     if run_url:
-        foot.append(f"[Workflow run]({run_url})")
-    body = "\n".join([*head, text, *foot]) + "\n"
-    if len(body) > MAX_BODY:
-        note = "\n\n_…truncated: the full plan is in the workflow run and its JSON artifact._\n"
-        keep = MAX_BODY - len("\n".join(foot)) - len(note) - 1
-        body = body[:keep] + note + "\n".join(foot) + "\n"
-    return body
+        foot.append(link("Workflow run", run_url))
+    tail = "\n".join(foot) + "\n"
+    note = "_…truncated: the full plan is in the workflow run and its JSON artifact._\n"
+    body = fit("\n".join([*head, text]) + "\n", MAX_BODY - len(tail), note)
+    return body.rstrip("\n") + "\n" + tail
 
 
 def find_comment(comments: list[dict[str, Any]], env: str) -> dict[str, Any] | None:
@@ -80,12 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-url", default="")
     parser.add_argument("--artifact", default="")
     args = parser.parse_args(argv)
-    markdown = args.body_file.read_text(encoding="utf-8") if args.body_file.exists() else ""
+    try:
+        env_name(args.env)
+    except UnsafeInput as exc:
+        print(f"::error::{command_data(exc)}", file=sys.stderr)
+        return 1
+    markdown = (args.body_file.read_text(encoding="utf-8", errors="replace")
+                if args.body_file.exists() else "")
     body = compose_body(args.env, markdown, args.exit_code, args.run_url, args.artifact)
     try:
         action, comment_id = upsert(GitHub.from_env(), args.pr, args.env, body)
     except GitHubError as exc:
-        print(f"::error::could not post the {args.env} plan comment: {exc}", file=sys.stderr)
+        print(f"::error::{command_data(f'could not post the {args.env} plan comment: {exc}')}",
+              file=sys.stderr)
         return 1
     print(f"{action} plan comment {comment_id} for {args.env} on #{args.pr}")
     return 0

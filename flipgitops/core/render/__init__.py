@@ -1,15 +1,16 @@
-"""User-facing output for every report: text for terminals, markdown for PRs, json for machines.
+"""User-facing output for every report: text for terminals, markdown for PRs and issues,
+json for machines; and reading a plan file back.
 
-The engine and CLI call only these functions, so the three formats stay in step.
+The engine and CLI call only these functions, so the three formats stay in step. Every
+value a report carries is data (manifest text, AWS text, host log lines): text strips its
+control characters, markdown escapes it so it cannot restructure a comment (`md.py`), json
+encodes it.
 """
 
 from __future__ import annotations
 
 from flipgitops.core.drift import DriftReport
 from flipgitops.core.render.json_out import (
-    PlanFileError,
-    load_manifest_change,
-    load_plan_json,
     render_drift_json,
     render_observed_json,
     render_plan_json,
@@ -20,6 +21,7 @@ from flipgitops.core.render.markdown import (
     render_observed_markdown,
     render_plan_markdown,
 )
+from flipgitops.core.render.planfile import PlanFileError, load_manifest_change, load_plan_json
 from flipgitops.core.render.text import render_drift_text, render_observed_text, render_plan_text
 from flipgitops.errors import FlipGitopsError
 from flipgitops.model.observed import ObservedState

@@ -1,7 +1,10 @@
-"""Terminal output, Terraform-like: ``+`` add, ``-`` remove, ``~`` change, ``!`` guard.
+"""Terminal output, Terraform-like: each action's symbol from `KINDS` (``+`` add, ``~``
+change, ``-`` remove, ``!`` destroys data, ``?`` verifies), guards first.
 
-Colour is opt-in (``color=True``) so logs, pipes and CI captures never carry escape codes.
-Guards come first because they decide whether anything below will happen at all.
+Colour is opt-in (``color=True``) so logs, pipes and CI captures never carry escape codes,
+and the only escape codes ever printed are ours: every value from the data goes through
+`clean` (a rule description carrying ``\\x1b[2J`` prints without it, a missing value
+prints ``(none)``, a hash prints ``sha256:<12 hex>``).
 """
 
 from __future__ import annotations
@@ -10,81 +13,94 @@ from collections.abc import Iterable
 
 from flipgitops.core.drift import DriftReport
 from flipgitops.core.render._common import (
-    SYMBOL_STYLE,
-    action_symbol,
-    added_trusts,
     change_symbol,
+    clean,
+    confirmation_text,
+    dependencies,
     describe_change,
     guard_state,
-    paint,
+    ordered_violations,
     plural,
     short_hash,
     summary_line,
+    symbol,
     waves,
 )
+from flipgitops.core.render.observed import Section, sections
 from flipgitops.model.observed import ObservedState
-from flipgitops.model.plan import Change, Plan, Violation
+from flipgitops.model.plan import Change, Plan
 
+_SGR = {"bold": "1", "red": "31", "green": "32", "yellow": "33", "cyan": "36",
+        "bold red": "1;31", "dim": "2"}
+SYMBOL_STYLE = {"+": "green", "-": "red", "~": "yellow", "!": "bold red", "?": "cyan"}
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
-def _sym(symbol: str, color: bool) -> str:
-    return paint(symbol, SYMBOL_STYLE[symbol], color)
+def paint(text: str, style: str, color: bool) -> str:
+    """``text`` in an ANSI style when colour is on; unchanged otherwise."""
+    if not color or style not in _SGR:
+        return text
+    return f"\x1b[{_SGR[style]}m{text}\x1b[0m"
 
 
-def _violations(violations: Iterable[Violation], color: bool) -> list[str]:
-    lines = []
-    for v in violations:
-        lines.append(f"  {_sym('!', color)} {paint(v.guard, 'bold', color)} {v.target}: "
-                     f"{v.message} [{guard_state(v)}]")
-        lines.append(f"      how to proceed: {v.how_to_proceed}")
-    return lines
-
-
-def _manifest_change(changes: tuple[Change, ...], color: bool) -> list[str]:
-    if not changes:
-        return ["Manifest change: none (the manifest is the same at the base revision)", ""]
-    lines = [paint("Manifest change (base → working tree):", "bold", color)]
-    lines += [f"  {_sym(change_symbol(c), color)} {describe_change(c)}" for c in changes]
-    return [*lines, ""]
+def _sym(sym: str, color: bool) -> str:
+    return paint(sym, SYMBOL_STYLE.get(sym, "bold"), color)
 
 
 def _section(title: str, items: Iterable[str], color: bool) -> list[str]:
-    items = list(items)
-    if not items:
+    entries = [clean(i) for i in items]
+    if not entries:
         return []
-    return [paint(title, "bold", color), *[f"  {i}" for i in items], ""]
+    return [paint(title, "bold", color), *(f"  {i}" for i in entries), ""]
 
 
-def _after(deps: tuple[str, ...]) -> str:
-    if not deps:
-        return ""
-    if len(deps) > 3:
-        return f" (after {len(deps)} actions)"
-    return f" (after {', '.join(deps)})"
+def _changes(title: str, changes: Iterable[Change], color: bool) -> list[str]:
+    lines = [paint(title, "bold", color)]
+    lines += [f"  {_sym(change_symbol(c), color)} {describe_change(c, 300)}" for c in changes]
+    return [*lines, ""]
+
+
+def _guards(plan: Plan, color: bool) -> list[str]:
+    if not plan.violations:
+        return []
+    lines = [paint("Guards:", "bold", color)]
+    for v in ordered_violations(plan):
+        state = guard_state(v)
+        style = "green" if v.allowed else "bold red"
+        lines.append(f"  {_sym('!', color)} {paint(clean(v.guard), 'bold', color)} "
+                     f"{clean(v.target)}: {clean(v.message)} [{paint(state, style, color)}]")
+        lines.append(f"      how to proceed: {clean(v.how_to_proceed)}")
+    return [*lines, ""]
 
 
 def render_plan_text(plan: Plan, *, color: bool = False,
                      manifest_change: tuple[Change, ...] | None = None) -> str:
-    lines = [paint(f"flipgitops plan for {plan.environment}", "bold", color),
-             f"fingerprint: {plan.fingerprint}", ""]
+    lines = [paint(f"flipgitops plan for {clean(plan.environment)}", "bold", color),
+             f"fingerprint: {short_hash(plan.fingerprint)}", ""]
+    lines += _guards(plan, color)
+    lines += [paint(summary_line(plan), "bold", color), ""]
     if manifest_change is not None:
-        lines += _manifest_change(manifest_change, color)
-    if plan.violations:
-        lines += [paint("Guards:", "bold", color), *_violations(plan.violations, color), ""]
-    new = added_trusts(plan.changes)
+        if manifest_change:
+            lines += _changes("Manifest change (base → working tree):", manifest_change, color)
+        else:
+            lines += ["Manifest change: none (the manifest is the same at the base revision)", ""]
     if plan.changes:
-        lines.append(paint("Changes (manifest vs live):", "bold", color))
-        lines += [f"  {_sym(change_symbol(c), color)} {describe_change(c)}" for c in plan.changes]
-        lines.append("")
+        lines += _changes("Changes (live → manifest):", plan.changes, color)
     for n, wave in enumerate(waves(plan), start=1):
         lines.append(paint(f"Wave {n}:", "bold", color))
         for a in wave:
-            deps = _after(a.depends_on)
-            lines.append(f"  {_sym(action_symbol(a, new), color)} {a.id}: {a.describe()}{deps}")
+            deps = dependencies(a)
+            tail = (f" ({deps})" if deps else "") + (
+                " " + paint("[destructive]", "bold red", color) if a.destructive else "")
+            lines.append(f"  {_sym(symbol(a), color)} {clean(a.id)}: {clean(a.describe())}"
+                         f"{tail}")
         lines.append("")
     if plan.is_empty:
-        lines += ["No changes: live state matches the manifest.", ""]
+        lines += ["No actions: nothing needs to change on the hub or the trust hosts.", ""]
+    lines += _section("Registrations (what the hub itself confirmed):",
+                      (f"{clean(c.trust)}: {confirmation_text(c)}" for c in plan.confirmations),
+                      color)
+    lines += _section("Advisories (reported, never acted on):", plan.advisories, color)
     lines += _section("Unmanaged (live but not in the manifest; removed only with --prune):",
                       plan.unmanaged, color)
     lines += _section("Left behind (paused trusts not moved by this upgrade):",
@@ -96,65 +112,37 @@ def render_plan_text(plan: Plan, *, color: bool = False,
     return "\n".join(lines)
 
 
+def _section_lines(section: Section, color: bool) -> list[str]:
+    title = section.title + (f" {clean(section.subject)}" if section.subject else "")
+    lines = [paint(f"{title}:", "bold", color)]
+    width = max((len(k) for k, _ in section.facts), default=0)
+    lines += [f"  {clean(k).ljust(width)}  {clean(v)}" for k, v in section.facts]
+    if section.columns:
+        if not section.rows:
+            lines.append(f"  ({clean(section.empty)})")
+        else:
+            table = [tuple(clean(c) for c in section.columns),
+                     *(tuple(clean(c) for c in r) for r in section.rows)]
+            widths = [max(len(r[i]) for r in table) for i in range(len(section.columns))]
+            for n, r in enumerate(table):
+                text = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                lines.append("  " + (paint(text, "dim", color) if n == 0 else text))
+    return [*lines, ""]
+
+
 def render_observed_text(state: ObservedState, *, color: bool = False) -> str:
-    hub = state.hub
-
-    def b(text: str) -> str:
-        return paint(text, "bold", color)
-
-    lines = [b(f"Live state of {state.environment}") + (f" at {state.observed_at}"
-                                                          if state.observed_at else ""),
-             f"account: {hub.account_id or '(unknown)'}  region: {hub.region or '(unknown)'}", ""]
-    al = hub.allowlist
-    lines.append(b(f"Allowlist (security group {al.group_name}):"))
-    if not al.exists:
-        lines.append("  (security group not found)")
-    for r in al.rules:
-        desc = f"  {r.description}" if r.description else ""
-        lines.append(f"  {r.protocol} {r.from_port}-{r.to_port} {r.cidr}{desc}")
-    sec = hub.secret
-    lines += ["", b(f"Hub secret {sec.name}:")]
-    if not sec.exists:
-        lines.append("  (secret not found)")
-    for name in sec.trust_names:
-        lines.append(f"  {name}: {short_hash(sec.trust_api_key_hashes.get(name)) or '(no hash)'}")
-    if sec.aes_key_sha256:
-        lines.append(f"  aes_key: {short_hash(sec.aes_key_sha256)}")
-    for key, val in sorted(sec.other_keys.items()):
-        lines.append(f"  {key}: {short_hash(val) if val.startswith('sha256:') else val}")
-    lines += ["", b("Hub services:")]
-    for role, svc in sorted(hub.services.items()):
-        shown = (svc.tag or "(no tag)") if svc.exists else "(not found)"
-        lines.append(f"  {role} ({svc.name}): {shown}")
-    db = hub.database
-    lines += ["", b(f"Database {db.identifier}:")]
-    if db.exists:
-        facts = {"status": db.status, "class": db.instance_class, "engine": db.engine_version,
-                 "deletion protection": db.deletion_protection,
-                 "backup days": db.backup_retention_days, "generation": db.generation}
-        lines.append("  " + ", ".join(f"{k} {v}" for k, v in facts.items() if v is not None))
-    else:
-        lines.append("  (not found)")
-    cg = hub.cognito
-    lines += ["", b(f"Cognito {cg.name}:"),
-              f"  MFA {cg.mfa}" if cg.exists else "  (not found)"]
-    if state.hosts:
-        lines += ["", b("Trust hosts:")]
-    for name, h in sorted(state.hosts.items()):
-        if not h.reachable:
-            lines.append(f"  {name}: UNREACHABLE ({h.reason or 'no reason given'})")
-            continue
-        stack = ", ".join(f"{c.service}:{c.tag or '?'}({c.state})" for c in h.containers) or "none"
-        lines.append(f"  {name}: kit {'yes' if h.kit_present else 'no'}, env file "
-                     f"{h.env_file_mode or 'absent'}, key {short_hash(h.trust_api_key_sha256)}, "
-                     f"polling {h.polling_ok}, containers {stack}")
+    lines = [paint(f"Live state of {clean(state.environment)}", "bold", color), ""]
+    for section in sections(state):
+        lines += _section_lines(section, color)
+    lines.append("Secrets are never shown: hashes only, as sha256:<12 hex>.")
     return "\n".join(lines)
 
 
 def render_drift_text(report: DriftReport, *, color: bool = False) -> str:
-    lines = [paint(f"flipgitops drift for {report.environment}", "bold", color), ""]
-    titles = {"changed": "Changed", "missing": "Missing", "unmanaged": "Unmanaged (live, not in "
-              "the manifest)", "unknown": "Unknown (could not be checked)"}
+    lines = [paint(f"flipgitops drift for {clean(report.environment)}", "bold", color), ""]
+    titles = {"changed": "Changed", "missing": "Missing",
+              "unmanaged": "Unmanaged (live, not in the manifest)",
+              "unknown": "Unknown (could not be checked)"}
     symbols = {"changed": "~", "missing": "+", "unmanaged": "-", "unknown": "?"}
     for group, title in titles.items():
         found = report.by_group(group)
@@ -162,8 +150,10 @@ def render_drift_text(report: DriftReport, *, color: bool = False) -> str:
             continue
         lines.append(paint(f"{title}:", "bold", color))
         for f in found:
-            sev = paint(f"[{f.severity}]", _SEVERITY_STYLE[f.severity], color)
-            lines.append(f"  {symbols[group]} {sev} {f.target}: {f.message}")
+            sev = paint(f"[{clean(f.severity)}]", _SEVERITY_STYLE.get(f.severity, "bold"), color)
+            lines.append(f"  {_sym(symbols[group], color)} {sev} {clean(f.target)}: "
+                         f"{clean(f.message)}")
+            lines.append(f"      fix: {clean(f.fix or 'apply repairs it')}")
         lines.append("")
     if report.in_sync:
         lines += ["In sync: live state matches the manifest.", ""]
