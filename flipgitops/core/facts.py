@@ -84,14 +84,20 @@ class FactValue:
         return self.want != self.have
 
     @property
-    def path(self) -> str:
+    def parts(self) -> tuple[str, ...]:
+        """Where the value sits in the views; a live trust name may hold a dot, so the tree
+        is built from these parts, never by splitting the dotted path."""
         f, s = self.fact, self.subject
         key = f.id.split(".", 1)[1]
         if f.scope in ("aws", "hub"):
-            return f"{f.scope}.{key}" + (f".{s.role}" if s.role else "")
+            return (f.scope, key, *((s.role,) if s.role else ()))
         if f.scope == "host":
-            return f"trusts.{s.name}.host.{key}"
-        return f"trusts.{s.name}.{key}"
+            return ("trusts", s.name or "", "host", key)
+        return ("trusts", s.name or "", key)
+
+    @property
+    def path(self) -> str:
+        return ".".join(self.parts)
 
     @property
     def group(self) -> Group:
@@ -667,13 +673,13 @@ def views(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
     want: dict[str, Any] = {}
     have: dict[str, Any] = {}
     for value in evaluate(world):
-        _put(want, value.path, value.want)
-        _put(have, value.path, value.have)
+        _put(want, value.parts, value.want)
+        _put(have, value.parts, value.have)
     return want, have
 
 
-def _put(tree: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
+def _put(tree: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
+    *parents, leaf = parts
     node = tree
     for part in parents:
         node = node.setdefault(part, {})
