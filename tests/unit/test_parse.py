@@ -76,6 +76,22 @@ def test_prod_has_three_kinds_of_trusts_on_documentation_ips() -> None:
     assert manifest.hub.database.deletion_protection and manifest.hub.database.final_snapshot
 
 
+def test_stag_is_an_older_hub_and_prod_a_current_one() -> None:
+    def load(env: str) -> Manifest:
+        text = (REPO_ROOT / "environments" / f"{env}.yaml").read_text()
+        return parse_manifest(text, f"environments/{env}.yaml")
+
+    stag, prod = load("stag"), load("prod")
+    assert stag.hub.trust_registry == "secret" and all(t.fl_kit_slot for t in stag.trusts)
+    assert stag.hub.fl_server.allowlist == "terraform" and stag.hub.terraform is not None
+    assert prod.hub.trust_registry == "database" and prod.hub.admin_token
+    assert any(t.fl_kit_slot is None for t in prod.trusts)
+    for manifest in (stag, prod):
+        assert manifest.flip.checkout == "../FLIP"
+        assert {t.state for t in manifest.trusts} >= {"active", "paused"}
+        assert "tre" in {t.kind for t in manifest.trusts}
+
+
 def test_dev_is_the_demo_environment() -> None:
     text = (REPO_ROOT / "environments" / "dev.yaml").read_text()
     manifest = parse_manifest(text, "environments/dev.yaml")
