@@ -20,11 +20,28 @@ from flipgitops.core.yamlpos import Positioned, YamlSyntaxError, load_positioned
 from flipgitops.errors import ManifestError, Problem
 from flipgitops.model.manifest import Manifest
 
-_TOP_KEYS = "version, environment, aws, state, hub, trusts, policy"
+# A real manifest is a few hundred kilobytes even with a thousand trusts; anything far
+# larger is the wrong file, and reading it would only be slow.
+MAX_MANIFEST_BYTES = 1024 * 1024
+
+_TOP_KEYS = ", ".join(Manifest.model_fields)
+
+
+def size_problem(filename: str, size: int) -> Problem | None:
+    """The one size rule, for text in memory (characters) and files on disk (bytes)."""
+    if size <= MAX_MANIFEST_BYTES:
+        return None
+    return Problem(filename, 1, 1, "",
+                   f"the manifest is {size / (1024 * 1024):.1f} MiB, larger than the 1 MiB "
+                   "flipgitops reads; a manifest is a few hundred kilobytes at most, is this "
+                   "the right file?")
 
 
 def parse_manifest(text: str, filename: str) -> Manifest:
     """Parse and validate one manifest; raise `ManifestError` with every problem found."""
+    too_big = size_problem(filename, len(text))
+    if too_big is not None:
+        raise ManifestError([too_big])
     try:
         doc = load_positioned(text)
     except YamlSyntaxError as exc:
@@ -37,16 +54,24 @@ def parse_manifest(text: str, filename: str) -> Manifest:
                                 f"a manifest is a YAML mapping ({_TOP_KEYS}); found {found}"))
         raise ManifestError(problems)
     manifest: Manifest | None = None
+    errors: list[Any] = []
     try:
         manifest = Manifest.model_validate(doc.data)
     except ValidationError as exc:
-        reported = {path for path, _, _ in doc.problems}  # one problem per mistake
-        for error in exc.errors(include_url=False, include_input=True):
-            if tuple(error["loc"]) not in reported:
-                problems.append(_pydantic_problem(doc, filename, error))
+        errors = exc.errors(include_url=False, include_input=True)
     checked = manifest.model_dump(mode="python") if manifest is not None else doc.data
-    for issue in check_document(checked, stem=manifest_stem(filename),
-                                where=lambda p: locate(doc, p).line):
+    issues = check_document(checked, stem=manifest_stem(filename),
+                            where=lambda p: locate(doc, p).line)
+    # One problem per mistake: what the YAML reader or a text rule (secret, template,
+    # invisible character) said about a path is more to the point than pydantic's view.
+    read = {path for path, _, _ in doc.problems}
+    reported = read | {issue.path for issue in issues if issue.kind != "rule"}
+    for error in errors:
+        if tuple(error["loc"]) not in reported:
+            problems.append(_pydantic_problem(doc, filename, error))
+    for issue in issues:
+        if issue.path in read:
+            continue
         where = locate(doc, issue.path, issue.anchor)
         problems.append(Problem(filename, where.line, where.col, dotted(issue.path),
                                 issue.message))
@@ -166,24 +191,57 @@ _TYPE_MESSAGES = {
     "model_attributes_type": "must be a mapping (key: value lines)",
     "dict_type": "must be a mapping (key: value lines)",
     "list_type": "must be a list (lines starting with '- ')",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false (unquoted)",
+    "bool_parsing": "must be true or false (unquoted)",
+    "int_type": "must be a whole number (unquoted)",
+    "int_parsing": "must be a whole number (unquoted)",
+    "int_from_float": "must be a whole number (unquoted)",
+}
+_YES = frozenset({"true", "yes", "y", "on"})
+_NO = frozenset({"false", "no", "n", "off"})
+# What a field's pattern means, for the fields the model gives a pattern.
+_PATTERN_HINTS = {
+    "account_id": 'must be the 12-digit AWS account id, quoted (e.g. "123456789012")',
+    "region": "must be an AWS region such as eu-west-2",
+    "date": 'must be a date written YYYY-MM-DD and quoted, e.g. "2025-06-01"',
 }
 
 
 def _pydantic_message(error: Any) -> str:
-    """pydantic's wording, made YAML-flavoured; the input is shown only when it is harmless."""
+    """pydantic's wording, made YAML-flavoured; the input is shown only when it is harmless.
+
+    The model is strict (a quoted "no" is not false, "1" is not 1), so the messages say
+    how to write the value rather than what Python type was expected.
+    """
     kind = str(error["type"])
     got = error.get("input")
+    loc = tuple(error.get("loc") or ())
+    if loc == ("version",) and kind == "literal_error":
+        quoted = ", without quotes" if isinstance(got, str) else ""
+        return f"version must be the number 1 (write `version: 1`{quoted})"
+    if kind in ("bool_type", "bool_parsing") and isinstance(got, str):
+        word = got.strip().lower()
+        if word in _YES | _NO:
+            fix = "true" if word in _YES else "false"
+            return (f"must be true or false (unquoted), found the string {_short(got)}; "
+                    f"write {fix}")
+        return "must be true or false (unquoted), found a string"
+    if kind in ("int_type", "int_parsing") and isinstance(got, str):
+        digits = got.strip()
+        if digits.isascii() and digits.lstrip("-").isdigit() and len(digits) <= 12:
+            return (f"must be a whole number (unquoted), found the string {_short(got)}; "
+                    f"write {digits}")
+        return "must be a whole number (unquoted), found a string"
     if kind in _TYPE_MESSAGES:
         return f"{_TYPE_MESSAGES[kind]}, found {_article(yaml_type(got))}"
     if kind == "string_type":
         quote = got is not None and not isinstance(got, dict | list)
         hint = "; quote the value in YAML" if quote else ""
         return f"must be a string, found {_article(yaml_type(got))}{hint}"
+    if kind == "string_pattern_mismatch":
+        field = str(loc[-1]) if loc else ""
+        if field in _PATTERN_HINTS:
+            return _PATTERN_HINTS[field]
     if kind == "literal_error" and isinstance(got, str | int | bool):
         return f"{error['msg']}, found {_short(got)}"
     return str(error["msg"])

@@ -6,6 +6,12 @@ composer can be driven into a RecursionError (the C one into a crash) by nesting
 the tree here from libyaml's events with an explicit stack gives all positions, records
 every duplicate key, caps the depth, and never constructs anything but plain data: unknown
 tags are reported, not instantiated.
+
+Aliases share the anchored value instead of copying it, and the builder counts what they
+would expand to: an alias bomb (a few lines that expand to billions of values) and a node
+that contains an alias to itself are refused before anything walks them. A lone surrogate
+escape (`"\\ud800"`) is not a character, cannot be printed or encoded, and is reported
+where it is and replaced by its escaped spelling so no later step meets it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ LocPath = tuple[str | int, ...]
 Pos = tuple[int, int]  # 1-based line, column
 
 MAX_DEPTH = 64
+# Values aliases may expand to in one document. A manifest that reuses a host block with
+# `<<: *host` in every one of 1,000 trusts uses ~10,000; a bomb needs billions.
+MAX_ALIAS_EXPANSION = 100_000
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null",
@@ -73,6 +82,7 @@ class _Frame:
     skip: bool = False  # the pending key is unusable (non-string, duplicate)
     merge_key: bool = False  # the pending key is `<<`: its value is merged at the end
     merges: list[Any] = field(default_factory=list)
+    size: int = 1  # values in this container once aliases are expanded (itself included)
 
 
 def _pos(mark: Any) -> Pos:
@@ -112,6 +122,10 @@ class _Builder:
         self.out = Positioned(data=None)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, Any] = {}
+        self.anchored: set[int] = set()  # ids of anchored containers
+        self.sizes: dict[int, int] = {}  # id of a finished anchored container -> its size
+        self.expanded = 0
+        self.resolved: dict[tuple[str, tuple[bool, ...]], str] = {}
 
     # -- placing a finished value -------------------------------------------------------
 
@@ -136,12 +150,13 @@ class _Builder:
             self.out.values.setdefault(path, pos)
         return path
 
-    def place(self, value: Any, pos: Pos, is_key_candidate: bool) -> bool:
+    def place(self, value: Any, pos: Pos, is_key_candidate: bool, size: int = 1) -> bool:
         """Put `value` into the open container; return True if it was consumed as a key."""
         if not self.stack:
             self.out.data = value
             return False
         top = self.stack[-1]
+        top.size += size
         if isinstance(top.container, list):
             top.container.append(value)
             return False
@@ -193,13 +208,16 @@ class _Builder:
         self.check_tag(event.tag, tags, path, pos)
         if event.anchor:
             self.anchors[event.anchor] = container
+            self.anchored.add(id(container))
         self.stack.append(_Frame(container, path, pos))
 
     def end(self) -> None:
         frame = self.stack.pop()
         if isinstance(frame.container, dict):
             self.apply_merges(frame)
-        self.place(frame.container, frame.pos, is_key_candidate=False)
+        if id(frame.container) in self.anchored:
+            self.sizes[id(frame.container)] = frame.size
+        self.place(frame.container, frame.pos, is_key_candidate=False, size=frame.size)
 
     def apply_merges(self, frame: _Frame) -> None:
         assert isinstance(frame.container, dict)
@@ -221,15 +239,37 @@ class _Builder:
         as_key = top is not None and isinstance(top.container, dict) and not top.has_key
         tag = event.tag
         if tag is None or tag == "!":
-            implicit = event.implicit if tag is None else (False, False)
-            tag = self.resolver.resolve(ScalarNode, event.value, implicit)
-        path = (*top.path, "?") if as_key and top is not None else self.value_path(pos)
-        value = self.construct(str(tag), event, path, pos)
+            implicit = tuple(event.implicit) if tag is None else (False, False)
+            tag = self.resolve(str(event.value), implicit)
+        else:
+            tag = str(tag)
+        raw = str(event.value)
+        surrogate = _has_surrogate(raw)
+        if as_key and top is not None:
+            path: LocPath = (*top.path, _escaped(raw) if surrogate else "?")
+        else:
+            path = self.value_path(pos)
+        if surrogate:
+            self.out.problems.append((path, pos, _SURROGATE_MESSAGE))
+            value: Any = _escaped(raw)
+        else:
+            value = self.construct(tag, event, path, pos)
         if event.anchor:
             self.anchors[event.anchor] = value
         consumed = self.place(value, pos, is_key_candidate=True)
-        if consumed and top is not None and str(tag) == _CORE + "merge":
+        if consumed and top is not None and tag == _CORE + "merge":
             top.merge_key = True
+
+    def resolve(self, value: str, implicit: tuple[bool, ...]) -> str:
+        """The implicit tag of a plain scalar; cached, because a manifest repeats the same
+        keys and values thousands of times and ruamel's resolver is the parser's hot spot."""
+        key = (value, implicit)
+        tag = self.resolved.get(key)
+        if tag is None:
+            tag = str(self.resolver.resolve(ScalarNode, value, implicit))
+            if len(self.resolved) < 4096:
+                self.resolved[key] = tag
+        return tag
 
     def construct(self, tag: str, event: Any, path: LocPath, pos: Pos) -> Any:
         if tag not in _SCALAR_TAGS:
@@ -261,11 +301,36 @@ class _Builder:
         if event.anchor not in self.anchors:
             raise YamlSyntaxError(f"found undefined alias {_short(event.anchor)}", pos)
         value = self.anchors[event.anchor]
+        size = 1
+        if isinstance(value, dict | list):
+            if id(value) not in self.sizes:
+                raise YamlSyntaxError(f"alias {_short(event.anchor)} is used inside the value "
+                                      "it names, which would make the manifest infinitely "
+                                      "deep; write the value out", pos)
+            size = self.sizes[id(value)]
+        self.expanded += size
+        if self.expanded > MAX_ALIAS_EXPANSION:
+            raise YamlSyntaxError(f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} values "
+                                  "(an alias bomb?); a manifest never needs this many, write "
+                                  "the values out", pos)
         top = self.stack[-1] if self.stack else None
         as_key = top is not None and isinstance(top.container, dict) and not top.has_key
         if not as_key:
             self.value_path(pos)
-        self.place(value, pos, is_key_candidate=not isinstance(value, dict | list))
+        self.place(value, pos, is_key_candidate=not isinstance(value, dict | list), size=size)
+
+
+_SURROGATE_MESSAGE = ("contains a lone surrogate escape (such as \\ud800), which is not a "
+                      "character and cannot be written anywhere; remove it")
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isprintable() and any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _escaped(text: str) -> str:
+    """`text` with each surrogate spelled as its escape: safe to print, store and compare."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def load_positioned(text: str) -> Positioned:

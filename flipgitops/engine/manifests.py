@@ -4,18 +4,25 @@ The schema-comment rule lives here rather than in the parser: it is about how a 
 repository's environments/ directory is set up for editors, not about what a manifest means,
 so `validate` enforces it for files under environments/ while `plan`/`apply` (which go
 through `load_manifest`) accept a manifest without it.
+
+A manifest path comes from a command line or a pull request, so it may name anything: a
+FIFO (reading it would wait forever for a writer), `/dev/zero` (endless), a file of many
+megabytes, a directory or binary data. Files are opened without blocking, only regular
+files are read, and never more than the parser's size limit.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flipgitops.core import schema as schema_core
-from flipgitops.core.parse import parse_manifest
+from flipgitops.core.parse import MAX_MANIFEST_BYTES, parse_manifest, size_problem
 from flipgitops.core.validate import schema_comment_problem
 from flipgitops.errors import ManifestError, Problem
 from flipgitops.model.manifest import Manifest
@@ -25,24 +32,81 @@ ENVIRONMENTS_DIR = Path("environments")
 Echo = Callable[[str], Any]
 
 
+def display_name(path: Path) -> str:
+    """The path as printable text: bytes that are not UTF-8 are shown as escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def read_manifest_text(path: Path) -> str:
-    """The file's text, or a `ManifestError` naming the file when it cannot be read."""
+    """The file's text, or a `ManifestError` naming the file when it cannot be read.
+
+    Opened with O_NONBLOCK so a FIFO cannot hang the run, checked with fstat (no race with
+    a path swapped between check and read), and read up to the size limit plus one byte.
+    """
+    name = display_name(path)
+
+    def refuse(reason: str, line: int = 1, col: int = 1) -> ManifestError:
+        return ManifestError([Problem(name, line, col, "", f"cannot read {name}: {reason}")])
+
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        reason = "it is not UTF-8 text"
-    except IsADirectoryError:
-        reason = "it is a directory"
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        reason = "no such file"
+        raise refuse("no such file") from None
+    except IsADirectoryError:
+        raise refuse("it is a directory") from None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-    raise ManifestError([Problem(str(path), 1, 1, "", f"cannot read {path}: {reason}")])
+        raise refuse(exc.strerror or type(exc).__name__) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse("it is a directory")
+        for test, kind in _FILE_KINDS:
+            if test(info.st_mode):
+                raise refuse(f"it is {kind}, not a regular file; give the manifest file itself")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("it is not a regular file; give the manifest file itself")
+        too_big = size_problem(name, info.st_size)
+        if too_big is not None:
+            raise ManifestError([too_big])
+        data = _read_at_most(fd, MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise refuse(exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+    too_big = size_problem(name, len(data))  # it grew after fstat
+    if too_big is not None:
+        raise ManifestError([too_big])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        col = len(data[data.rfind(b"\n", 0, start) + 1:start].decode("utf-8", "replace")) + 1
+        binary = b"\x00" in data[:8192]
+        what = "it is a binary file, not YAML text" if binary else "it is not UTF-8 text"
+        raise refuse(f"{what} (byte 0x{data[start]:02x} at line {line}, column {col}); "
+                     "save the manifest as UTF-8", line, col) from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def load_manifest(path: Path) -> Manifest:
     """Read and parse one manifest file; every problem is raised as one `ManifestError`."""
-    return parse_manifest(read_manifest_text(path), str(path))
+    return parse_manifest(read_manifest_text(path), display_name(path))
 
 
 def resolve_env(name_or_path: str) -> Path:
@@ -81,20 +145,21 @@ class FileResult:
 def validate_file(path: Path) -> FileResult:
     """Every problem of one file, including the environments/ schema-comment rule."""
     problems: list[Problem] = []
+    name = display_name(path)
     try:
         text = read_manifest_text(path)
     except ManifestError as exc:
-        return FileResult(str(path), tuple(exc.problems))
+        return FileResult(name, tuple(exc.problems))
     if path.parent.name == ENVIRONMENTS_DIR.name:
-        comment = schema_comment_problem(text, str(path))
+        comment = schema_comment_problem(text, name)
         if comment is not None:
             problems.append(comment)
     try:
-        parse_manifest(text, str(path))
+        parse_manifest(text, name)
     except ManifestError as exc:
         problems.extend(exc.problems)
     problems.sort(key=lambda p: (p.line, p.col, p.location))
-    return FileResult(str(path), tuple(problems))
+    return FileResult(name, tuple(problems))
 
 
 def validate_paths(paths: list[Path], fmt: str, echo: Echo) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from flipgitops.core.parse import locate, parse_manifest
+from flipgitops.core.parse import MAX_MANIFEST_BYTES, locate, parse_manifest
 from flipgitops.core.yamlpos import load_positioned
 from flipgitops.errors import ManifestError, Problem
 from flipgitops.model.manifest import Manifest
@@ -18,15 +19,19 @@ version: 1
 environment: dev
 aws: {account_id: "123456789012", region: eu-west-2}
 state: {bucket: flip-gitops-state-dev}
+flip: {checkout: ../FLIP, ref: v2.3.0}
 hub:
   domain: dev.example.org
   images: {hub_tag: v2.3.0, fl_tag: v2.3.0}
+  fl_kits: {bucket: flipdev-aicentre, date: "2025-06-01"}
 trusts:
   - name: Trust_1
+    code: GSTT
     kind: tre
     public_ip: 203.0.113.10
     fl_kit_slot: Trust_1
   - name: Trust_2
+    code: KCH
     kind: on-prem
     public_ip: 198.51.100.20
     fl_kit_slot: Trust_2
@@ -71,6 +76,22 @@ def test_prod_has_three_kinds_of_trusts_on_documentation_ips() -> None:
     assert manifest.hub.database.deletion_protection and manifest.hub.database.final_snapshot
 
 
+def test_stag_is_an_older_hub_and_prod_a_current_one() -> None:
+    def load(env: str) -> Manifest:
+        text = (REPO_ROOT / "environments" / f"{env}.yaml").read_text()
+        return parse_manifest(text, f"environments/{env}.yaml")
+
+    stag, prod = load("stag"), load("prod")
+    assert stag.hub.trust_registry == "secret" and all(t.fl_kit_slot for t in stag.trusts)
+    assert stag.hub.fl_server.allowlist == "terraform" and stag.hub.terraform is not None
+    assert prod.hub.trust_registry == "database" and prod.hub.admin_token
+    assert any(t.fl_kit_slot is None for t in prod.trusts)
+    for manifest in (stag, prod):
+        assert manifest.flip.checkout == "../FLIP"
+        assert {t.state for t in manifest.trusts} >= {"active", "paused"}
+        assert "tre" in {t.kind for t in manifest.trusts}
+
+
 def test_dev_is_the_demo_environment() -> None:
     text = (REPO_ROOT / "environments" / "dev.yaml").read_text()
     manifest = parse_manifest(text, "environments/dev.yaml")
@@ -99,9 +120,9 @@ def test_duplicate_key_points_at_the_second_and_names_the_first() -> None:
     text = VALID.replace("  domain: dev.example.org\n",
                          "  domain: dev.example.org\n  domain: other.example.org\n")
     problem = only(text)
-    assert (problem.line, problem.col) == (7, 3)
+    assert (problem.line, problem.col) == (8, 3)
     assert problem.location == "hub.domain"
-    assert "duplicate key 'domain'" in problem.message and "line 6" in problem.message
+    assert "duplicate key 'domain'" in problem.message and "line 7" in problem.message
 
 
 def test_duplicate_key_does_not_hide_other_problems() -> None:
@@ -118,29 +139,29 @@ def test_unknown_key_suggests_the_closest_valid_key() -> None:
     assert problem.location == "hub.database.deletion_protecton"
     assert problem.message == ("unknown key 'deletion_protecton'; "
                                "did you mean 'deletion_protection'?")
-    assert (problem.line, problem.col) == (7, 14)
+    assert (problem.line, problem.col) == (8, 14)
 
 
 def test_unknown_key_without_a_close_match_lists_the_valid_keys() -> None:
     problem = only(VALID + "colour: blue\n")
     assert problem.location == "colour"
-    assert "valid keys here: aws, environment, hub, policy, state, trusts, version" in (
+    assert "valid keys here: aws, environment, flip, hub, policy, state, trusts, version" in (
         problem.message)
-    assert (problem.line, problem.col) == (20, 1)
+    assert (problem.line, problem.col) == (24, 1)
 
 
 def test_unknown_key_inside_a_list_item_uses_the_item_model() -> None:
     problem = only(VALID.replace("    kind: tre\n", "    kind: tre\n    publc_ip: 1\n"))
     assert problem.location == "trusts[0].publc_ip"
     assert "did you mean 'public_ip'?" in problem.message
-    assert problem.line == 11
+    assert problem.line == 14
 
 
 def test_missing_key_points_at_the_mapping_that_should_hold_it() -> None:
     problem = only(VALID.replace("    kind: on-prem\n", ""))
     assert problem.location == "trusts[1].kind"
     assert "required key 'kind' is missing" in problem.message
-    assert (problem.line, problem.col) == (13, 5)
+    assert (problem.line, problem.col) == (16, 5)
 
 
 def test_wrong_type_says_how_to_fix_it_without_echoing_the_value() -> None:
@@ -175,7 +196,7 @@ def test_top_level_that_is_not_a_mapping_is_one_problem_at_1_1(text: str, found:
 
 def test_non_string_keys_are_problems() -> None:
     found = problems(VALID + "1: one\n")
-    assert any("keys must be strings" in p.message and p.line == 20 for p in found)
+    assert any("keys must be strings" in p.message and p.line == 24 for p in found)
 
 
 def test_python_tags_are_never_constructed(tmp_path: Path) -> None:
@@ -219,12 +240,12 @@ def test_huge_int_is_a_problem_not_a_crash() -> None:
 
 def test_huge_int_in_a_bounded_field_is_located() -> None:
     problem = only(VALID.replace("  images:", "  fl_server: {port: " + "9" * 300 + "}\n  images:"))
-    assert problem.location == "hub.fl_server.port" and problem.line == 7
+    assert problem.location == "hub.fl_server.port" and problem.line == 8
 
 
 def test_invalid_date_scalar_is_located() -> None:
     found = problems(VALID + "when: 2001-02-30\n")
-    assert [(p.line, p.col, p.location) for p in found] == [(20, 7, "when")]
+    assert [(p.line, p.col, p.location) for p in found] == [(24, 7, "when")]
     assert "cannot read this value" in found[0].message
 
 
@@ -251,25 +272,26 @@ def test_all_problems_of_a_file_are_collected_and_sorted() -> None:
 def test_problem_renders_as_file_line_col_location_message() -> None:
     problem = only(VALID.replace("203.0.113.10", "10.1.2.3"), "environments/dev.yaml")
     assert str(problem) == (
-        "environments/dev.yaml:11:16: trusts[0].public_ip: 10.1.2.3 is a private (RFC 1918) "
+        "environments/dev.yaml:14:16: trusts[0].public_ip: 10.1.2.3 is a private (RFC 1918) "
         "address; the NLB allowlist needs the trust's public egress IP")
 
 
 def test_locate_walks_maps_and_lists() -> None:
     doc = load_positioned(VALID)
-    assert locate(doc, ("trusts", 1, "host", "flip_root")).position == (19, 18)
-    assert locate(doc, ("trusts", 1, "host", "flip_root"), anchor="key").position == (19, 7)
-    assert locate(doc, ("trusts", 1, "host")).position == (17, 5)
-    assert locate(doc, ("trusts", 1)).position == (13, 5)
+    assert locate(doc, ("trusts", 1, "host", "flip_root")).position == (23, 18)
+    assert locate(doc, ("trusts", 1, "host", "flip_root"), anchor="key").position == (23, 7)
+    assert locate(doc, ("trusts", 1, "host")).position == (21, 5)
+    assert locate(doc, ("trusts", 1)).position == (16, 5)
     missing = locate(doc, ("trusts", 0, "host"))
-    assert not missing.exact and missing.position == (9, 5)
+    assert not missing.exact and missing.position == (11, 5)
     assert locate(doc, ("nope", 3)).position == (1, 1)
 
 
 def test_merge_keys_fill_in_what_the_mapping_does_not_say() -> None:
     text = VALID.replace("    host:\n      connection: local\n      flip_root: /tmp/flip/Trust_2\n",
                          "    host:\n      <<: *host\n      flip_root: /tmp/flip/Trust_2\n")
-    text = text.replace("trusts:\n", "trusts:\n  - &first\n    name: Trust_0\n    kind: tre\n"
+    text = text.replace("trusts:\n", "trusts:\n  - &first\n    name: Trust_0\n    code: ZERO\n"
+                        "    kind: on-prem\n"
                         "    public_ip: 8.8.8.8\n    fl_kit_slot: Trust_0\n"
                         "    host: &host {connection: local, user: flip}\n")
     manifest = parse_manifest(text, "environments/dev.yaml")
@@ -288,12 +310,12 @@ def test_flow_mappings_with_colons_in_values_are_yaml_1_2() -> None:
 
 def test_more_than_one_document_is_refused() -> None:
     problem = only(VALID + "---\nversion: 1\n")
-    assert problem.line == 20 and "more than one YAML document" in problem.message
+    assert problem.line == 24 and "more than one YAML document" in problem.message
 
 
 def test_undefined_alias_is_located() -> None:
     problem = only(VALID.replace("fl_tag: v2.3.0", "fl_tag: *nope"))
-    assert problem.line == 7 and "undefined alias" in problem.message
+    assert problem.line == 8 and "undefined alias" in problem.message
 
 
 @pytest.mark.parametrize("text", ["- " * 100_000 + "a\n", "a: " + "[" * 100_000,
@@ -307,4 +329,117 @@ def test_unknown_key_in_an_optional_section_uses_that_section_model() -> None:
     problem = only(VALID.replace("      connection: local\n", "      conection: local\n"))
     assert problem.location == "trusts[1].host.conection"
     assert "did you mean 'connection'?" in problem.message
-    assert (problem.line, problem.col) == (18, 7)
+    assert (problem.line, problem.col) == (22, 7)
+
+
+# -- v2: strict types say how to write the value ---------------------------------------------
+
+
+def test_quoted_version_says_to_drop_the_quotes() -> None:
+    problem = only(VALID.replace("version: 1", 'version: "1"'))
+    assert problem.location == "version" and (problem.line, problem.col) == (1, 10)
+    assert problem.message == "version must be the number 1 (write `version: 1`, without quotes)"
+
+
+def test_other_versions_name_the_only_one() -> None:
+    problem = only(VALID.replace("version: 1", "version: 2"))
+    assert problem.message == "version must be the number 1 (write `version: 1`)"
+
+
+@pytest.mark.parametrize(("word", "fix"), [('"no"', "false"), ('"yes"', "true"),
+                                           ("'off'", "false"), ("no", "false"), ("On", "true")])
+def test_yes_and_no_are_not_booleans(word: str, fix: str) -> None:
+    text = VALID.replace("  images:", f"  database: {{deletion_protection: {word}}}\n  images:")
+    problem = only(text)
+    assert problem.location == "hub.database.deletion_protection"
+    assert problem.message.startswith("must be true or false (unquoted)")
+    assert problem.message.endswith(f"write {fix}")
+    assert "Input should be" not in problem.message
+
+
+def test_a_quoted_number_says_to_drop_the_quotes() -> None:
+    problem = only(VALID.replace("  images:", '  fl_server: {port: "8002"}\n  images:'))
+    assert problem.location == "hub.fl_server.port"
+    assert problem.message == ("must be a whole number (unquoted), found the string '8002'; "
+                               "write 8002")
+
+
+def test_a_number_for_a_string_says_to_quote_it() -> None:
+    problem = only(VALID.replace('date: "2025-06-01"', "date: 2025-06-01"))
+    assert problem.location == "hub.fl_kits.date"
+    assert problem.message == "must be a string, found a date; quote the value in YAML"
+
+
+@pytest.mark.parametrize(("old", "new", "location", "words"), [
+    ('"123456789012"', '"12345678901"', "aws.account_id", "12-digit AWS account id"),
+    ("region: eu-west-2", "region: eu-west-2x", "aws.region", "an AWS region"),
+    ('"2025-06-01"', '"2025-6-1"', "hub.fl_kits.date", "YYYY-MM-DD"),
+])
+def test_pattern_errors_say_what_the_field_is(old: str, new: str, location: str,
+                                              words: str) -> None:
+    found = problems(VALID.replace(old, new))
+    assert [p.location for p in found] == [location]
+    assert words in found[0].message and "String should match" not in found[0].message
+
+
+# -- v2: input that is not what we expect ------------------------------------------------------
+
+
+def test_lone_surrogate_in_a_value_is_located_and_printable() -> None:
+    problem = only(VALID.replace("domain: dev.example.org", 'domain: "dev\\ud800.example.org"'))
+    assert problem.location == "hub.domain" and (problem.line, problem.col) == (7, 11)
+    assert "lone surrogate" in problem.message
+    str(problem).encode("utf-8")
+
+
+def test_lone_surrogate_in_a_key_is_located_and_printable() -> None:
+    found = problems(VALID.replace("  domain: dev.example.org\n",
+                                   '  domain: dev.example.org\n  "\\udc80x": 1\n'))
+    assert [(p.line, p.col) for p in found] == [(8, 3)]
+    assert "lone surrogate" in found[0].message
+    str(found[0]).encode("utf-8")
+
+
+def test_alias_bomb_inside_a_real_field_is_refused_quickly() -> None:
+    lines = ["x0: &x0 {NUM_AVAILABLE_GPUS: '1'}"]
+    lines += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, 8)]
+    text = "\n".join(lines) + "\n" + VALID.replace("trusts:\n", "trusts: *x7\nunused:\n")
+    started = time.perf_counter()
+    problem = only(text)
+    assert time.perf_counter() - started < 1
+    assert "alias bomb" in problem.message and problem.line == 6
+
+
+def test_shared_settings_aliased_by_many_trusts_stay_cheap() -> None:
+    trust = ("  - {{name: T{i}, code: C{i:03d}, kind: tre, public_ip: 8.8.{a}.{b}, "
+             "settings: *s}}\n")
+    body = "".join(trust.format(i=i, a=i // 200 + 1, b=i % 200 + 1) for i in range(300))
+    text = VALID.split("trusts:\n")[0] + "x: &s {NUM_AVAILABLE_GPUS: '1'}\ntrusts:\n" + body
+    found = problems(text)
+    assert [p.location for p in found] == ["x"], "only the unknown key, the aliases are fine"
+
+
+@pytest.mark.parametrize("text", ["trusts: &a [*a]\n", "hub: &h {images: *h}\n",
+                                  "a: &a {b: [1, {c: *a}]}\n"])
+def test_an_alias_inside_its_own_value_is_refused(text: str) -> None:
+    problem = only(text)
+    assert "used inside the value it names" in problem.message and problem.line == 1
+
+
+def test_text_over_the_size_limit_is_refused_before_reading_it() -> None:
+    text = VALID + "# padding\n" * (MAX_MANIFEST_BYTES // 10)
+    started = time.perf_counter()
+    problem = only(text)
+    assert time.perf_counter() - started < 1
+    assert (problem.line, problem.col) == (1, 1) and "larger than the 1 MiB" in problem.message
+
+
+def test_text_just_under_the_size_limit_is_read() -> None:
+    padding = "#" * 99 + "\n"
+    text = VALID + padding * ((MAX_MANIFEST_BYTES - len(VALID)) // 100)
+    assert len(text) <= MAX_MANIFEST_BYTES
+    assert isinstance(parse_manifest(text, "environments/dev.yaml"), Manifest)
+
+
+def test_a_bom_is_not_a_problem() -> None:
+    assert isinstance(parse_manifest("\ufeff" + VALID, "environments/dev.yaml"), Manifest)

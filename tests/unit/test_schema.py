@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
@@ -27,7 +28,7 @@ def test_schema_identifies_itself() -> None:
 def test_schema_is_strict_like_the_parser() -> None:
     schema = manifest_json_schema()
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == {"version", "environment", "aws", "state", "hub"}
+    assert set(schema["required"]) == {"version", "environment", "aws", "state", "flip", "hub"}
     for name, definition in schema["$defs"].items():
         if definition.get("type") == "object" and "properties" in definition:
             assert definition.get("additionalProperties") is False, name
@@ -101,4 +102,35 @@ def test_schema_rejects_a_misspelled_key() -> None:
     data = YAML(typ="safe").load((REPO_ROOT / "environments" / "prod.yaml").read_text())
     data["hub"]["database"]["deletion_protecton"] = True
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    assert not validator.is_valid(data)
+
+
+def _prod() -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe").load(
+        (REPO_ROOT / "environments" / "prod.yaml").read_text())
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("trusts", 0, "name"), "Trust_1\n"), (("trusts", 0, "name"), "1Trust"),
+     (("trusts", 0, "code"), "GSTT\n"), (("trusts", 0, "code"), "gstt"),
+     (("trusts", 0, "fl_kit_slot"), "../x"), (("environment",), "prod\n"),
+     (("trusts", 0, "host", "ssh_key"), "~/.ssh/id_ed25519"),
+     (("trusts", 0, "host", "become_password"), "hunter2"), (("hub", "admin_token"), "t0ken"),
+     (("trusts", 0, "settings", "TRUST_API_KEY"), "x"),
+     (("trusts", 1, "credentials", "XNAT_ADMIN_PASSWORD"), "hunter2"),
+     (("trusts", 1, "credentials", "TRUST_API_KEY"), "env:X")],
+)
+def test_editor_hints_flag_what_the_parser_refuses(path: tuple[Any, ...], value: str) -> None:
+    """The schema's patterns and key lists come from core/validate.py and model/flip.py;
+    a Python validator's `$` matches before a trailing newline, so these must not rely on it."""
+    jsonschema = pytest.importorskip("jsonschema")
+    data = _prod()
+    validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    assert validator.is_valid(data)
+    parent: Any = data
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = value
     assert not validator.is_valid(data)
