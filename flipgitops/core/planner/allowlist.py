@@ -157,6 +157,10 @@ def _terraform(ctx: Ctx, dec: Decisions, prior: frozenset[str]) -> AllowlistResu
     deps |= {ids.mint(n) for n in dec.mint}
     if removed and not split:
         deps |= stops
+    if revoke_action:
+        # Each Terraform run sets the whole list: the revoke run (without the new IPs) must
+        # come first, or it would take back the rules this run adds.
+        deps.add(revoke_action)
     action = f.add(ids.TERRAFORM, K.TERRAFORM_APPLY, target,
                    TerraformParams(local_trust_public_ips=tuple(sorted(final)), summary=summary,
                                    **base),
