@@ -155,23 +155,31 @@ def family_and_revision(arn: str) -> tuple[str, int]:
     return family, int(rev)
 
 
-def previous_active_revision(clients: Clients, current_arn: str) -> str | None:
-    """rollback-centralhub: the highest ACTIVE revision of the family below the current."""
-    family, rev = family_and_revision(current_arn)
+def active_revisions(clients: Clients, family: str) -> list[tuple[int, str]]:
+    """(revision, arn) of the family's ACTIVE revisions, highest first. Sorted here, not by
+    the API's ``sort``: an emulator may ignore it, and the order is the whole point."""
     pages = must(
         lambda: list(clients.ecs.get_paginator("list_task_definitions").paginate(
             familyPrefix=family, status="ACTIVE", sort="DESC")),
         doing=f"listing ACTIVE revisions of task definition family {family}",
     )
+    found: list[tuple[int, str]] = []
     for page in pages:
         for arn in page.get("taskDefinitionArns", []):
             try:
                 fam, number = family_and_revision(arn)
             except AwsError:
                 continue
-            if fam == family and number < rev:
-                return str(arn)
-    return None
+            if fam == family:  # familyPrefix also matches flip-api-old
+                found.append((number, str(arn)))
+    return sorted(found, reverse=True)
+
+
+def previous_active_revision(clients: Clients, current_arn: str) -> str | None:
+    """rollback-centralhub: the highest ACTIVE revision of the family below the current."""
+    family, rev = family_and_revision(current_arn)
+    return next((arn for number, arn in active_revisions(clients, family) if number < rev),
+                None)
 
 
 # --- stability ----------------------------------------------------------------------------
@@ -238,8 +246,6 @@ def judge_stability(svc: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) 
         return judged(False, f"rollout FAILED: {primary.get('rolloutStateReason', '')}")
     if len(deployments) != 1:
         return judged(False, f"{len(deployments)} deployments (old tasks still draining)")
-    if primary.get("taskDefinition") != current:
-        return judged(False, "the primary deployment is not on the current revision")
     if running != desired:
         return judged(False, f"{running}/{desired} tasks running on the current revision")
     return judged(True, f"{running}/{desired} running")

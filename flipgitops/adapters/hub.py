@@ -84,13 +84,8 @@ class AwsHub:
         (`ecs_services.tf`@65f052ba: `family:max(resource, data source revision)`)."""
         svc = self._service(role)
         family, _ = ecs.family_and_revision(str(svc.get("taskDefinition", "")))
-        resp = must(lambda: self.clients.ecs.list_task_definitions(
-            familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=10),
-            doing=f"listing ACTIVE revisions of {family}")
-        for arn in resp.get("taskDefinitionArns", []):
-            if ecs.family_and_revision(arn)[0] == family:
-                return str(arn)
-        return None
+        found = ecs.active_revisions(self.clients, family)
+        return found[0][1] if found else None
 
     def previous_revision(self, arn: str) -> str | None:
         return ecs.previous_active_revision(self.clients, arn)

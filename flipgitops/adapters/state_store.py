@@ -451,7 +451,7 @@ def shown(value: object, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str
     cut = flat if len(flat) <= limit else flat[:limit] + f"…({len(text)} chars)"
     if not quote and re.fullmatch(r"[A-Za-z0-9._:@/+-]{1,120}", cut):
         return cut
-    return repr(cut)
+    return "'" + cut.replace("'", "\\'") + "'"
 
 
 # --- the ledger's stored form -------------------------------------------------------------
