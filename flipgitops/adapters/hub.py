@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -19,8 +21,11 @@ from flipgitops.adapters.aws_session import Clients, must
 from flipgitops.adapters.ecs import Stability
 from flipgitops.adapters.ecs_tasks import TaskInfo
 from flipgitops.adapters.endpoints import Endpoints, endpoints_from_env
+from flipgitops.adapters.escrow import SsmEscrow
 from flipgitops.adapters.hub_api import Health, health
 from flipgitops.adapters.image_registry import ImageCheck, check_image
+from flipgitops.adapters.state_store import S3State
+from flipgitops.adapters.terraform import HubTerraform
 from flipgitops.adapters.waiting import Waits, WaitTimeout, poll
 from flipgitops.errors import AwsError
 from flipgitops.model.flip import HubRole
@@ -252,3 +257,27 @@ def snapshot_prefix(env: str, generation: int) -> str:
     safe = re.sub(r"[^a-z0-9-]+", "-", env.lower()).strip("-") or "env"
     return f"flipgitops-{safe}-gen{generation}-"
 
+
+
+@dataclass(frozen=True)
+class HubSide:
+    """The real hub-side ports of one environment, for the engine to put into `Ports`
+    (wrap them with `engine.ports_hub.dry_run_*` / `ports_state.dry_run_state` for --dry-run).
+    """
+
+    hub: AwsHub
+    escrow: SsmEscrow
+    state: S3State
+    terraform: HubTerraform | None
+
+
+def hub_side(manifest: Manifest, clients: Clients, manifest_dir: Path, *,
+             endpoints: Endpoints | None = None, waits: Waits | None = None) -> HubSide:
+    tf = manifest.hub.terraform
+    return HubSide(
+        hub=AwsHub(manifest, clients, endpoints=endpoints, waits=waits),
+        escrow=SsmEscrow(clients, manifest.environment),
+        state=S3State.for_manifest(manifest, clients),
+        terraform=(HubTerraform((manifest_dir / tf.dir).resolve(), tf.backend_config)
+                   if tf is not None else None),
+    )

@@ -242,8 +242,12 @@ def register_trust(ctx: ExecContext, action: Action) -> Outcome:
         task = hub.wait_task(task, f"register_trust {p.name}", ctx.report)
         kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
     elif ctx.dry_run:
-        return Outcome(True, True, f"would escrow the kit an earlier run left in "
-                                   f"{p.ephemeral_parameter}")
+        usable = not isinstance(kits, str) and kits[0].trust_name == p.name \
+            and kits[0].has_credentials
+        return Outcome(usable, usable, (
+            f"would escrow the kit an earlier run left in {p.ephemeral_parameter}" if usable
+            else f"{p.name}: {p.ephemeral_parameter}, left by an earlier run, holds no usable "
+                 "kit (it would be reported as a failed registration)"))
     return _judge_registration(ctx, p, kits, task)
 
 

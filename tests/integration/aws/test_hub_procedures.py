@@ -165,7 +165,7 @@ def test_a_deploy_that_never_stabilises_rolls_back_and_names_the_services(
     world = standin(m, existing=[], kit_dates=[])
     _publish(world, "v2.4.0")
     before = _state(world)
-    waits = Waits(task_timeout=20, stable_timeout=3, interval=0.1)
+    waits = Waits(task_timeout=20, stable_timeout=5, interval=0.1)
     hub = _VanishingImages(world, m, new_clients(), endpoints=world.endpoints, waits=waits)
     out = run(context(m, ports(m, new_clients(), hub=hub)), ActionKind.HUB_DEPLOY_IMAGES,
               "hub", DEPLOY)

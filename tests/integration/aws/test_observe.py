@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_hubworld import REGION, Standin, make_manifest, new_clients
+from aws_hubworld import FAST, REGION, Standin, make_manifest, new_clients
 
 from flipgitops.adapters import allowlist as al
 from flipgitops.adapters.aws import observe_hub, observe_services, observe_slot_pool
 from flipgitops.adapters.aws_session import CallCounter, Clients
 from flipgitops.adapters.endpoints import Endpoints
+from flipgitops.adapters.hub import AwsHub
 from flipgitops.adapters.hub_secret import observe_secret
 from flipgitops.adapters.kit_listing import observe_kits
 from flipgitops.errors import AwsError
@@ -242,13 +243,16 @@ def test_observe_call_count_is_the_same_for_5_and_50_trusts(
     assert all(s.stable is not None for s in big.services.values())
 
 
+@pytest.mark.slow
 def test_observe_the_seeded_hub(standin: Callable[..., Standin],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     m = make_manifest(2, admin_token="env:FLIP_ADMIN_TOKEN")
     world = standin(m, existing="all")
     assert world.seed is not None
     monkeypatch.setenv("FLIP_ADMIN_TOKEN", world.seed.admin_token)
-    world.hub.worker.settle()
+    # ECS's scheduler (the stand-in's) starts the services' tasks after the seed returns.
+    AwsHub(m, new_clients(), endpoints=world.endpoints, waits=FAST).wait_stable(
+        ["flip_api", "fl_api", "fl_server"], lambda _: None)
     seen = observe_hub(m, new_clients(), world.endpoints)
     assert seen.allowlist.group_id == world.seed.security_groups["nlb"]
     assert seen.allowlist.group_name == NLB  # found by its Name tag; the name has a suffix
