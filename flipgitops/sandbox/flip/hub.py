@@ -95,7 +95,7 @@ class TrustRow:
     name: str
     code: str | None
     region: str | None
-    api_key_hash: str | None
+    api_key_hash: str | None = field(repr=False)
     created_at: datetime
     disabled_at: datetime | None = None
     last_heartbeat: datetime | None = None
@@ -134,7 +134,7 @@ class Loaded:
     trust_names: tuple[str, ...] = ()
     # Secret era only: name -> sha256 hex, or None when the secret has no usable value
     # (E2 then fails every authentication with a 500).
-    trust_api_key_hashes: Mapping[str, str] | None = None
+    trust_api_key_hashes: Mapping[str, str] | None = field(default=None, repr=False)
     aes_key_fingerprint: str | None = None
 
 
@@ -464,7 +464,7 @@ class HubState:
                 row.last_heartbeat = now()
                 if health is not None:
                     row.services_health = health
-            self._event("heartbeat", who.trust_name)
+            self._changed.notify_all()
             return {"trust_id": who.trust_id, "trust_name": who.trust_name,
                     "message": fn.HEARTBEAT_MESSAGE, "hub_version": loaded.image_tag,
                     "aes_key_fingerprint": loaded.aes_key_fingerprint}

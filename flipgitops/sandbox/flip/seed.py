@@ -151,7 +151,9 @@ def seed_hub(
     if era == "database":
         c.ssm.put_parameter(Name=fn.SLOT_POOL_PARAMETER, Type="String",
                             Value=json.dumps(pool),
-                            Description="FL kit slot names (the pool register_trust claims from)")
+                            Description="JSON list of FL kit-slot names seeding/reconciling "
+                                        "flip-api's fl_kit_slot pool (register_trust claims "
+                                        "from it)")
     for group in (fn.FLIP_API_LOG_GROUP, "/ecs/fl-api-net-1", "/ecs/fl-server-net-1"):
         c.logs.create_log_group(logGroupName=group)
         c.logs.put_retention_policy(logGroupName=group, retentionInDays=90)
@@ -177,6 +179,7 @@ def seed_hub(
     if state_bucket:
         _create_bucket(c, manifest.state.bucket, hub.region)
 
+    hub.worker.poke()
     if not hub.wait_booted(h.images.hub_tag, timeout=boot_timeout):
         raise SeedError(
             f"flip-api did not boot within {boot_timeout:.0f}s (worker errors: "

@@ -1,6 +1,7 @@
 """The hub worker: plays the containers and the scheduler ECS would run, against moto.
 
-moto records ECS tasks but runs nothing, so a background thread polls it (every ~0.1 s):
+moto records ECS tasks but runs nothing, so a background thread polls it (every ~0.1 s,
+every 0.3 s after three idle seconds):
 
 - **One-off tasks** (``run_task`` of the flip-api task definition, as FLIP's
   register-trusts.sh@03bb6813 and delete-trust.sh@05600a0d start them): the container
@@ -47,6 +48,9 @@ ESSENTIAL_EXITED = "Essential container in task exited"
 SCALING = "Scaling activity initiated by (deployment {id})"
 SERVICE_EVERY = 3
 DISCOVER_EVERY = 5
+# After this long with nothing to do, poll more slowly (moto calls cost CPU the tests share).
+IDLE_AFTER = 3.0
+IDLE_INTERVAL = 0.3
 
 
 def pull_error(image: str) -> str:
@@ -90,6 +94,9 @@ class HubWorker:
         self._ssm: Any = client("ssm", moto_url, region)
         self._secrets: Any = client("secretsmanager", moto_url, region)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._discover = False
+        self._last_activity = time.monotonic()
         self._running = threading.Event()
         self._running.set()
         self._tick_lock = threading.Lock()
@@ -111,6 +118,7 @@ class HubWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._running.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
@@ -137,6 +145,12 @@ class HubWorker:
             time.sleep(self.interval / 4)
         return True
 
+    def poke(self) -> None:
+        """Rediscover clusters and services on the next tick, and run it now."""
+        self._discover = True
+        self._last_activity = time.monotonic()
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self._running.is_set():
@@ -148,12 +162,15 @@ class HubWorker:
                     except Exception as e:  # keep serving; tests read errors
                         self.errors.append(f"{type(e).__name__}: {e}")
                     self.ticks += 1
-            self._stop.wait(self.interval)
+            idle = time.monotonic() - self._last_activity > IDLE_AFTER
+            self._wake.wait(max(self.interval, IDLE_INTERVAL) if idle else self.interval)
+            self._wake.clear()
 
     def tick(self) -> None:
         """One-off tasks every tick; services every `SERVICE_EVERY` ticks; the cluster and
         service lists every `DISCOVER_EVERY` (moto calls cost CPU the tests share)."""
-        discover = self.ticks % DISCOVER_EVERY == 0 or not self._clusters
+        discover = self._discover or self.ticks % DISCOVER_EVERY == 0 or not self._clusters
+        self._discover = False
         if discover:
             self._clusters = {
                 cluster: self._pages(self._ecs.list_services, "serviceArns", cluster=cluster)
@@ -210,7 +227,13 @@ class HubWorker:
                     self._scheduled.add(arn)
                     continue
                 self._handled.add(arn)
-                self._execute(cluster, task)
+                self._last_activity = time.monotonic()
+                try:
+                    self._execute(cluster, task)
+                except Exception as e:
+                    # Never leave a waiter hanging on a task the stand-in failed to play.
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                    self._stop_task(cluster, arn, f"stand-in error: {type(e).__name__}")
 
     def _execute(self, cluster: str, task: dict[str, Any]) -> None:
         td = self._task_definition(task["taskDefinitionArn"])
@@ -313,6 +336,7 @@ class HubWorker:
         current = self._deployments.get(service["serviceArn"])
         if current is not None and current.key == key:
             return
+        self._last_activity = time.monotonic()
         td = self._task_definition(service["taskDefinition"])
         started = self._launch(cluster, service, td, deployment_id, desired)
         previous = current.serving if current else []
@@ -326,9 +350,9 @@ class HubWorker:
             try:
                 self._boot(td, flip_api, started)
             except BootError as e:
-                self.state.record("boot_failed", image_tag(flip_api.get("image", "")), str(e))
                 for arn in started:
                     self._stop_task(cluster, arn, ESSENTIAL_EXITED)
+                self.state.record("boot_failed", image_tag(flip_api.get("image", "")), str(e))
                 self._deployments[service["serviceArn"]] = _Deployment(key, previous)
                 return
         for arn in previous:
@@ -360,8 +384,28 @@ class HubWorker:
         return running
 
     def _boot(self, td: dict[str, Any], container: dict[str, Any], tasks: list[str]) -> None:
-        """flip-api's settings are read once per process: read them as they are now."""
+        """flip-api's entrypoint (flip-api/entrypoint.sh): migrations, the seed, then the
+        server, whose settings are read once per process: read them as they are now. Its
+        lines go to the first new task's log stream. One-off tasks never run this: their
+        command override replaces the image's CMD, which is the entrypoint (Dockerfile)."""
         env = self._env(container)
+        lines = ["🚀 Starting flip-api entrypoint script...",
+                 f"🌍 Environment: {env.get('ENV', 'development')}",
+                 "Postgres is up - applying Alembic migrations"]
+        try:
+            self._boot_settings(container, env, lines)
+        except BootError as e:
+            lines.append(f"ERROR - {e}")
+            lines.append("Alembic migration failed - exiting" if "schema" in str(e)
+                         else "Seeding database failed - exiting")
+            raise
+        finally:
+            target = self._log_target(container, tasks[0])
+            if target is not None and self._log_group_exists(target[0]):
+                self._write_logs(target, lines)
+
+    def _boot_settings(self, container: dict[str, Any], env: dict[str, str],
+                       lines: list[str]) -> None:
         header = env.get("TRUST_API_KEY_HEADER")
         if not header:
             raise BootError("TRUST_API_KEY_HEADER: Field required")
@@ -383,10 +427,10 @@ class HubWorker:
                         aes_key_fingerprint=aes_fingerprint(secret.get("aes_key")
                                                             if secret else None))
         self.state.boot(loaded, slot_names)
-        target = self._log_target(container, tasks[0])
-        if target is not None and self._log_group_exists(target[0]):
-            n = len(slot_names)
-            self._write_logs(target, [f"INFO - {fn.LOG_SEEDED_SLOTS.format(n=n)}"])
+        lines += ["Migrations applied - executing seeding command",
+                  f"INFO - {fn.LOG_SEEDED_SLOTS.format(n=len(slot_names))}",
+                  "Seeding database complete - starting FastAPI server",
+                  "🚢 Starting API in normal mode... "]
 
     def _secret(self, name: str) -> dict[str, Any] | None:
         try:
