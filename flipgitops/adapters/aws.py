@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -69,9 +69,15 @@ def _network(svc: dict[str, Any]) -> dict[str, tuple[str, ...] | str]:
 
 
 def _after(moment: datetime | None, *others: datetime | None) -> bool | None:
+    """Whether ``moment`` is later than every other time. A time given to the second only
+    (Secrets Manager's CreatedDate may be) may be up to a second later than it says: only a
+    moment past that second counts, so "loaded" is never claimed on a same-second tie (a
+    needless redeploy is safe; a missed one locks trusts out)."""
     if moment is None:
         return None
-    return all(other is None or moment > other for other in others)
+    return all(other is None or moment > (other + timedelta(seconds=1)
+                                          if other.microsecond == 0 else other)
+               for other in others)
 
 
 def observe_services(clients: Clients, manifest: Manifest, secret: hub_secret.SecretDoc | None

@@ -4,6 +4,7 @@ deploys with rollback (deploy-centralhub / rollback-centralhub), and the schema 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -74,6 +75,9 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     seen = observe_hub(m, new_clients(), world.endpoints)
     assert seen.registry.era == "secret" and seen.services["flip_api"].loaded_current is False
 
+    # moto gives the secret's CreatedDate to the second, and observe then only trusts a
+    # deployment from the next second on; real AWS gives milliseconds.
+    time.sleep(1.1)
     redeployed = run(ctx, ActionKind.HUB_REDEPLOY, "flip_api",
                      {"role": "flip_api", "reason": "registry changed"})
     assert redeployed.ok, redeployed.message
