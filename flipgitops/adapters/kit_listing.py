@@ -12,29 +12,20 @@ of calls grows with the bucket's objects (1,000 per page), never per trust.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flipgitops.adapters.aws_session import Clients, error_code, translate
+from flipgitops.model import flip
 from flipgitops.model.flip import FLOWER_KIT_PREFIX, NVFLARE_KIT_PREFIX, FlBackend
 from flipgitops.model.observed import KitSlice, ObservedKitBucket
 
 FLOWER_CA = "net-1/certificates/ca.crt"
 FLOWER_CREDENTIALS = "net-1/keys/supernode_credentials_{number}"
-# fl_kit_slots.py@315baf08: "Trust_007" -> 7, a name without a trailing number -> 10000.
-_SLOT_NUMBER = re.compile(r"_(\d+)$")
-NON_NUMERIC_SLOT_NUMBER = 10_000
 
 Entry = tuple[str, str, int]  # (key relative to the date prefix, ETag, size)
-
-
-def slot_number(slot: str) -> int:
-    """FLIP's `fl_kit_slot_number` of a slot name (register_trust's kit, trust<N>)."""
-    match = _SLOT_NUMBER.search(slot)
-    return int(match.group(1)) if match else NON_NUMERIC_SLOT_NUMBER
 
 
 def fingerprint(entries: Iterable[Entry]) -> str:
@@ -76,7 +67,7 @@ def slices(backend: FlBackend, date: str, objects: Sequence[dict[str, Any]],
     ca = by_key.get(FLOWER_CA)
     out: dict[str, KitSlice] = {}
     for slot in sorted(set(known_slots)):
-        creds = by_key.get(FLOWER_CREDENTIALS.format(number=slot_number(slot)))
+        creds = by_key.get(FLOWER_CREDENTIALS.format(number=flip.slot_number(slot)))
         if creds is None:
             continue
         chosen = [e for e in (ca, creds) if e is not None]

@@ -18,7 +18,6 @@ FLIP files each procedure follows (`londonaicentre/FLIP`, see /docs/flip-contrac
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +36,6 @@ from flipgitops.adapters.ecs import (
 from flipgitops.adapters.ecs_tasks import TaskInfo, problem_lines
 from flipgitops.adapters.hub import snapshot_prefix
 from flipgitops.adapters.hub_secret import SecretError, encode_trust_hashes, trust_hashes
-from flipgitops.adapters.kit_listing import slot_number
 from flipgitops.adapters.schema_reset import (
     RESET_STARTED_BY,
     evidence,
@@ -46,6 +44,7 @@ from flipgitops.adapters.schema_reset import (
 )
 from flipgitops.engine.executors import ExecContext, Outcome, executor, single
 from flipgitops.errors import FlipGitopsError
+from flipgitops.model import flip
 from flipgitops.model.actions import (
     Action,
     ActionKind,
@@ -83,7 +82,6 @@ from flipgitops.model.flip import (
 from flipgitops.model.kit import EscrowedKit, TrustKit, sha256_hex
 from flipgitops.model.observed import LedgerTrust, ObservedLedger
 
-DELETE_STARTED_BY = "delete-trust"  # delete-trust.sh: --started-by "delete-trust"
 USABLE_DB_STATUSES = ("available", "backing-up")
 
 
@@ -316,11 +314,11 @@ def delete_trust(ctx: ExecContext, action: Action) -> Outcome:
     p = action.typed(DeleteParams)
     hub = ctx.ports.hub
     command = tuple(delete_command(p.name))
-    running = [t for t in hub.running_tasks(DELETE_STARTED_BY) if t.command == command]
+    running = [t for t in hub.running_tasks(flip.DELETE_STARTED_BY) if t.command == command]
     if ctx.dry_run:
         return Outcome(True, True, f"would run delete_trust --name {p.name} (its hub records "
                                    "are deleted) and forget its escrowed kit")
-    task = running[0] if running else hub.run_task(list(command), DELETE_STARTED_BY)
+    task = running[0] if running else hub.run_task(list(command), flip.DELETE_STARTED_BY)
     ctx.report(f"{p.name}: delete_trust task {task.task_id} "
                f"{'already running' if running else 'started'}")
     task = hub.wait_task(task, f"delete_trust {p.name}", ctx.report)
@@ -371,7 +369,7 @@ def mint_credentials(ctx: ExecContext, action: Action) -> Outcome:
                                    f"{gens[0]})")
     kit = TrustKit(trust_id="", trust_name=name, trust_api_key=mint_key(),
                    trust_internal_service_key=mint_key(), fl_kit_slot=p.fl_kit_slot,
-                   fl_kit_slot_number=slot_number(p.fl_kit_slot))
+                   fl_kit_slot_number=flip.slot_number(p.fl_kit_slot))
     minted = EscrowedKit(kit=kit, credentials_generation=gens[0], database_generation=gens[1])
     ctx.ports.escrow.write_kit(name, minted)
     ctx.secrets.remember_kit(name, minted)
@@ -401,7 +399,7 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     p = action.typed(SecretWriteParams)
     hub, escrow, state = ctx.ports.hub, ctx.ports.escrow, ctx.ports.state
     kits: dict[str, EscrowedKit] = {}
-    for name in p.register:
+    for name in p.registering:
         held = ctx.secrets.kit(name) or escrow.read_kit(name)
         if held is None or not held.kit.has_credentials:
             return Outcome(False, False, f"{name}: no escrowed keys to register "
@@ -415,7 +413,7 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
                                      "refusing to write over it")
     wanted = {n: str(k.kit.api_key_sha256) for n, k in kits.items()}
     hashes_change = any((view.hashes or {}).get(n) != h for n, h in wanted.items()) or \
-        any(n in (view.hashes or {}) for n in p.deregister)
+        any(n in (view.hashes or {}) for n in p.deregistering)
     svc = hub.service("flip_api")
     task_def = hub.task_definition(str(svc["taskDefinition"])) if svc else None
     container = app_container(task_def, str(svc["serviceName"])) if svc and task_def else None
@@ -426,11 +424,11 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     names_change = names != tuple(p.names_after)
     ledger = state.read_ledger()
     ledger_change = any(not _recorded(ledger, n, k, "secret") for n, k in kits.items()) or \
-        any(n in ledger.trusts for n in p.deregister)
+        any(n in ledger.trusts for n in p.deregistering)
     if not (hashes_change or names_change or ledger_change):
         return Outcome(True, False, "TRUST_NAMES and trust_api_key_hashes already hold "
                                     "the registry")
-    summary = (f"{len(p.register)} registered, {len(p.deregister)} removed"
+    summary = (f"{len(p.registering)} registered, {len(p.deregistering)} removed"
                + (f"; TRUST_NAMES {list(names or ())} -> {list(p.names_after)}"
                   if names_change else ""))
     if ctx.dry_run:
@@ -439,7 +437,7 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     # Pending first: a crash from here on still says flip-api must be redeployed.
     state.update_ledger(lambda led: led.model_copy(update={"redeploy_pending": True}))
     if hashes_change:
-        hub.update_secret(_hash_mutation(wanted, p.deregister))
+        hub.update_secret(_hash_mutation(wanted, p.deregistering))
     revision = ""
     if names_change:
         arn = hub.register_task_definition(
@@ -448,9 +446,9 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     def record(led: ObservedLedger) -> ObservedLedger:
         for name, held in kits.items():
             led = _with_trust(name, held, "secret")(led)
-        return _without_trusts(p.deregister)(led)
+        return _without_trusts(p.deregistering)(led)
     state.update_ledger(record)
-    for name in p.deregister:
+    for name in p.deregistering:
         escrow.delete_kit(name)
     return Outcome(True, True, f"secret registry written ({summary}){revision}; the hub "
                                "accepts it only after flip-api is redeployed")
@@ -512,7 +510,7 @@ def migrate_ledger(ctx: ExecContext, action: Action) -> Outcome:
         slot = trust.fl_kit_slot if trust else None
         kit = TrustKit(trust_id="", trust_name=name, trust_api_key=v1[2],
                        trust_internal_service_key=mint_key(), fl_kit_slot=slot,
-                       fl_kit_slot_number=slot_number(slot) if slot else None)
+                       fl_kit_slot_number=flip.slot_number(slot) if slot else None)
         escrow.write_kit(name, EscrowedKit(kit=kit, credentials_generation=v1[0],
                                            database_generation=v1[1]))
 
@@ -766,20 +764,10 @@ def update_allowlist(ctx: ExecContext, action: Action) -> Outcome:
 
 
 def terraform_findings(ctx: ExecContext, plan: dict[str, Any]) -> list[str]:
-    """The guards' Terraform checks over the plan about to be applied.
+    """The guards' Terraform checks (FG002/FG007/FG008) over the plan about to be applied."""
+    from flipgitops.core.guards import check_terraform_plan
 
-    TEMPORARY BRIDGE: `core.guards.check_terraform_plan` is the core helper's to write; until
-    it exists this returns no findings (an ImportError or a missing name is "no checks
-    yet"). Remove the fallback once core provides the function.
-    """
-    try:
-        module = importlib.import_module("flipgitops.core.guards")
-    except ImportError:
-        return []
-    check = getattr(module, "check_terraform_plan", None)
-    if check is None:
-        return []
-    return list(check(ctx.manifest, plan, allow=ctx.allow, fl_quiesced=ctx.fl_quiesced))
+    return check_terraform_plan(ctx.manifest, plan, allow=ctx.allow, fl_quiesced=ctx.fl_quiesced)
 
 
 @executor(ActionKind.TERRAFORM_APPLY)

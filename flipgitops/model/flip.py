@@ -98,6 +98,7 @@ DELETE_TRUST_MODULE: Final = "flip_api.scripts.delete_trust"
 EPHEMERAL_KIT_PREFIX: Final = "/flip/trust-kits/ephemeral/"
 SLOT_POOL_PARAMETER: Final = "/flip/fl_kit_slot_names"
 REGISTER_STARTED_BY: Final = "register-trusts"
+DELETE_STARTED_BY: Final = "delete-trust"  # delete-trust.sh@05600a0d
 # The kit JSON a registration yields (one element per trust).
 KIT_KEYS: Final = ("trust_id", "trust_name", "trust_api_key", "trust_internal_service_key",
                    "fl_kit_slot", "fl_kit_slot_number")
