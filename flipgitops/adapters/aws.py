@@ -1,318 +1,155 @@
-"""Read side of the hub in AWS: one `ObservedHub` per observation (DESIGN.md §3).
+"""Read side of the hub: one `ObservedHub` per observation (docs/architecture.md §4).
 
-The number of calls is fixed (about ten) whatever the number of trusts: the allowlist is one
-filtered `describe_security_groups`, the registry one `get_secret_value`, the three services
-one `describe_services`. Missing resources are facts (``exists=False``), never exceptions.
-Secret values are reduced to hashes here, before anything else can see them.
+The number of AWS calls is fixed whatever the number of trusts (about twenty): the security
+group is two filtered lookups, FLIP_API one read, the three services one describe plus one
+task-definition read each and one task listing per deployment, the kits one prefix listing.
+Missing resources are facts (``exists=False``), never exceptions; secret values are reduced
+to hashes before anything else can see them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
 
-from flipgitops.adapters.aws_session import Clients, call, error_code, must, translate
-from flipgitops.errors import AwsError
+from flipgitops.adapters import hub_secret
+from flipgitops.adapters.allowlist import observe_allowlist
+from flipgitops.adapters.aws_session import Clients, call, must
+from flipgitops.adapters.ecs import (
+    Stability,
+    app_container,
+    describe_services,
+    describe_task_definition,
+    env_value,
+    parse_trust_names,
+    service_names,
+    stabilities,
+)
+from flipgitops.adapters.endpoints import Endpoints, endpoints_from_env
+from flipgitops.adapters.hub_api import admin_trusts
+from flipgitops.adapters.kit_listing import observe_kits
+from flipgitops.adapters.secret_refs import SecretRefError, SecretRefs
+from flipgitops.errors import AdapterError
+from flipgitops.model.flip import (
+    SECRET_TRUST_HASHES,
+    SLOT_POOL_PARAMETER,
+    TASK_ENV_TRUST_NAMES,
+    HubRole,
+    image_tag,
+)
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.observed import (
-    IngressRule,
-    ObservedAllowlist,
+    ObservedAdminApi,
     ObservedCognito,
     ObservedDatabase,
     ObservedHub,
-    ObservedSecret,
+    ObservedRegistryEra,
     ObservedService,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_ec2.type_defs import IpPermissionOutputTypeDef
-
 GENERATION_TAG = "flipgitops:generation"
-SERVICE_ROLES = ("flip_api", "fl_api", "fl_server")
-
-# Keys of the hub secret flipgitops understands; every other key is only shown masked.
-REGISTRY_KEYS = (
-    "trust_names",
-    "trust_api_key_hashes",
-    "trust_api_key_hashes_previous",
-    "flipgitops_credentials_generations",
-    "flipgitops_database_generations",
-    "flipgitops_redeploy_pending",
-)
-AES_KEY = "aes_key"
-CREDENTIALS_GENERATIONS = "flipgitops_credentials_generations"
-DATABASE_GENERATIONS = "flipgitops_database_generations"
-REDEPLOY_PENDING = "flipgitops_redeploy_pending"
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def mask(value: object) -> str:
-    """The most a secret value may ever be shown as."""
-    if isinstance(value, str):
-        return "sha256:" + sha256_hex(value)[:12]
-    return "present"
-
-
-def image_tag(image: str | None) -> str | None:
-    """The tag is the part after the last ':' (when that ':' is not a registry port)."""
-    if not image:
-        return None
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
-
-
-def with_tag(image: str, tag: str) -> str:
-    """The same repository at another tag (a digest pin is dropped)."""
-    name = image.split("@", 1)[0]
-    head, _, last = name.rpartition("/")
-    repo = last.rsplit(":", 1)[0]
-    return f"{head}/{repo}:{tag}" if head else f"{repo}:{tag}"
-
-
-# --- secret -------------------------------------------------------------------------------
-
-
-def parse_secret(text: str | None, name: str) -> dict[str, Any]:
-    """The hub secret as a dict; the error never quotes the content."""
-    try:
-        data = json.loads(text or "")
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise AwsError(
-            f"secret {name} is not a JSON object; flipgitops expects FLIP's key/value secret "
-            "(fix it in Secrets Manager; its content is not shown)"
-        )
-    return data
-
-
-def _json_field(data: dict[str, Any], key: str, kind: type) -> Any:
-    """FLIP has stored registry fields both as JSON values and as JSON-encoded strings."""
-    value = data.get(key)
-    if isinstance(value, str) and kind is not str:
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = None
-    return value if isinstance(value, kind) else kind()
-
-
-Registry = tuple[list[str], dict[str, str], dict[str, str], dict[str, int]]
-
-
-def _int_map(data: dict[str, Any], key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for k, v in _json_field(data, key, dict).items():
-        if isinstance(v, int) and not isinstance(v, bool):
-            out[str(k)] = v
-        elif isinstance(v, str) and v.isdigit():
-            out[str(k)] = int(v)
-    return out
-
-
-def registry(data: dict[str, Any]) -> Registry:
-    """(trust_names, hashes, previous hashes, generations) from a hub secret dict."""
-    names = [str(n) for n in _json_field(data, "trust_names", list)]
-    hashes = {str(k): str(v) for k, v in _json_field(data, "trust_api_key_hashes", dict).items()}
-    previous = {
-        str(k): str(v)
-        for k, v in _json_field(data, "trust_api_key_hashes_previous", dict).items()
-    }
-    return names, hashes, previous, _int_map(data, CREDENTIALS_GENERATIONS)
-
-
-def registry_database_generations(data: dict[str, Any]) -> dict[str, int]:
-    """Trust name -> database generation its key was minted for. A separate key, so the
-    int-valued credentials generations older flipgitops versions wrote keep their form;
-    a trust missing here was registered at database generation 1."""
-    return _int_map(data, DATABASE_GENERATIONS)
-
-
-def redeploy_pending(data: dict[str, Any]) -> bool:
-    """Whether a registry change was written that flip-api has not been redeployed for."""
-    value = data.get(REDEPLOY_PENDING)
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def get_secret(clients: Clients, name: str, version_id: str | None = None) -> Any:
-    """get_secret_value, None when the secret does not exist."""
-    args: dict[str, Any] = {"SecretId": name}
-    if version_id:
-        args["VersionId"] = version_id
-    doing = f"reading hub secret {name}"
-    try:
-        return clients.secretsmanager.get_secret_value(**args)
-    except ClientError as exc:
-        code = error_code(exc)
-        if code == "ResourceNotFoundException":
-            return None
-        if code == "InvalidRequestException":
-            raise AwsError(
-                f"AWS refused {doing} (InvalidRequestException): it is most likely scheduled "
-                f"for deletion; restore it with `aws secretsmanager restore-secret --secret-id "
-                f"{name}` if that was a mistake"
-            ) from None
-        raise translate(exc, doing=doing) from None
-    except BotoCoreError as exc:
-        raise translate(exc, doing=doing) from None
-
-
-def observe_secret(clients: Clients, name: str) -> ObservedSecret:
-    resp = get_secret(clients, name)
-    if resp is None:
-        return ObservedSecret(exists=False, name=name)
-    data = parse_secret(resp.get("SecretString"), name)
-    names, hashes, previous, generations = registry(data)
-    aes = data.get(AES_KEY)
-    return ObservedSecret(
-        exists=True,
-        name=name,
-        version_id=resp.get("VersionId"),
-        trust_names=tuple(names),
-        trust_api_key_hashes=hashes,
-        previous_key_hashes=previous,
-        credentials_generations=generations,
-        database_generations=registry_database_generations(data),
-        redeploy_pending=redeploy_pending(data),
-        aes_key_sha256=sha256_hex(aes) if isinstance(aes, str) else None,
-        other_keys={
-            k: mask(v) for k, v in sorted(data.items()) if k not in (*REGISTRY_KEYS, AES_KEY)
-        },
-    )
-
-
-# --- allowlist ----------------------------------------------------------------------------
-
-
-def find_group(clients: Clients, group_name: str) -> dict[str, Any] | None:
-    """The security group by name (one filtered call); None when there is none."""
-    resp = call(
-        lambda: clients.ec2.describe_security_groups(
-            Filters=[{"Name": "group-name", "Values": [group_name]}]
-        ),
-        doing=f"reading security group {group_name}",
-        missing=("InvalidGroup.NotFound",),
-    )
-    found = resp["SecurityGroups"] if resp else []
-    groups = sorted(found, key=lambda g: g.get("GroupId", ""))
-    groups = [g for g in groups if g.get("GroupName") == group_name]
-    return dict(groups[0]) if groups else None
-
-
-def _covers(perm: IpPermissionOutputTypeDef, port: int) -> bool:
-    if perm.get("IpProtocol") == "-1":
-        return True
-    if perm.get("IpProtocol") not in ("tcp", "6"):
-        return False
-    return perm.get("FromPort", -1) <= port <= perm.get("ToPort", -1)
-
-
-def rules_on_port(group: dict[str, Any], port: int) -> list[IngressRule]:
-    """One rule per CIDR that lets traffic reach the FL port, descriptions kept."""
-    rules: list[IngressRule] = []
-    for perm in group.get("IpPermissions", []):
-        if not _covers(perm, port):
-            continue
-        protocol = "tcp" if perm.get("IpProtocol") == "6" else str(perm.get("IpProtocol"))
-        lo = perm.get("FromPort", 0) if protocol != "-1" else 0
-        hi = perm.get("ToPort", 65535) if protocol != "-1" else 65535
-        ranges = [(r.get("CidrIp"), r.get("Description")) for r in perm.get("IpRanges", [])]
-        ranges += [(r.get("CidrIpv6"), r.get("Description")) for r in perm.get("Ipv6Ranges", [])]
-        for cidr, description in ranges:
-            if cidr:
-                rules.append(
-                    IngressRule(
-                        cidr=cidr, from_port=lo, to_port=hi, protocol=protocol,
-                        description=description,
-                    )
-                )
-    return sorted(rules, key=lambda r: (r.cidr, r.from_port, r.to_port, r.protocol))
-
-
-def observe_allowlist(clients: Clients, group_name: str, port: int) -> ObservedAllowlist:
-    group = find_group(clients, group_name)
-    if group is None:
-        return ObservedAllowlist(exists=False, group_name=group_name)
-    return ObservedAllowlist(
-        exists=True,
-        group_name=group_name,
-        group_id=group.get("GroupId"),
-        rules=tuple(rules_on_port(group, port)),
-    )
 
 
 # --- ECS ----------------------------------------------------------------------------------
 
 
-def service_names(manifest: Manifest) -> dict[str, str]:
-    services = manifest.hub.ecs.services
-    return {role: getattr(services, role) for role in SERVICE_ROLES}
+def _network(svc: dict[str, Any]) -> dict[str, tuple[str, ...] | str]:
+    vpc = svc.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    out: dict[str, tuple[str, ...] | str] = {}
+    for key in ("subnets", "securityGroups"):
+        if vpc.get(key):
+            out[key] = tuple(sorted(str(v) for v in vpc[key]))
+    if vpc.get("assignPublicIp"):
+        out["assignPublicIp"] = str(vpc["assignPublicIp"])
+    return out
 
 
-def describe_services(
-    clients: Clients, cluster: str, names: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Live (non-INACTIVE) services by name, in one call; absent ones are left out."""
-    resp = call(
-        lambda: clients.ecs.describe_services(cluster=cluster, services=names),
-        doing=f"describing ECS services in cluster {cluster}",
-        missing=("ClusterNotFoundException",),
-    )
-    found: dict[str, dict[str, Any]] = {}
-    for svc in resp["services"] if resp else []:
-        if svc.get("status") != "INACTIVE" and svc.get("serviceName"):
-            found[svc["serviceName"]] = dict(svc)
-    return found
+def _after(moment: datetime | None, *others: datetime | None) -> bool | None:
+    if moment is None:
+        return None
+    return all(other is None or moment > other for other in others)
 
 
-def app_container(task_def: dict[str, Any], service_name: str) -> dict[str, Any] | None:
-    """The container named like the service (FLIP: container name == family == service)."""
-    containers = task_def.get("containerDefinitions", [])
-    for wanted in (service_name, task_def.get("family")):
-        for c in containers:
-            if c.get("name") == wanted:
-                return dict(c)
-    return None
-
-
-def read_task_definition(clients: Clients, arn: str, service: str) -> dict[str, Any]:
-    resp = must(
-        lambda: clients.ecs.describe_task_definition(taskDefinition=arn),
-        doing=f"reading task definition {arn} of ECS service {service}",
-    )
-    return dict(resp["taskDefinition"])
-
-
-def observe_services(clients: Clients, manifest: Manifest) -> dict[str, ObservedService]:
+def observe_services(clients: Clients, manifest: Manifest, secret: hub_secret.SecretDoc | None
+                     ) -> dict[str, ObservedService]:
     cluster = manifest.hub.ecs.cluster
     names = service_names(manifest)
     live = describe_services(clients, cluster, list(names.values()))
-    task_defs: dict[str, dict[str, Any]] = {}
+    stable = stabilities(clients, cluster, {role: live[n] for role, n in names.items()
+                                            if n in live})
     out: dict[str, ObservedService] = {}
     for role, name in names.items():
         svc = live.get(name)
         if svc is None:
             out[role] = ObservedService(role=role, name=name, exists=False)
             continue
-        arn = svc.get("taskDefinition")
-        image = None
-        if arn:
-            if arn not in task_defs:
-                task_defs[arn] = read_task_definition(clients, arn, name)
-            container = app_container(task_defs[arn], name)
-            image = container.get("image") if container else None
-        out[role] = ObservedService(
-            role=role, name=name, exists=True, task_definition_arn=arn,
-            image=image, tag=image_tag(image),
-        )
+        out[role] = _service(clients, role, name, svc, stable[role], secret)
     return out
+
+
+def _service(clients: Clients, role: HubRole, name: str, svc: dict[str, Any],
+             stability: Stability, secret: hub_secret.SecretDoc | None) -> ObservedService:
+    arn = str(svc.get("taskDefinition") or "")
+    task_def = describe_task_definition(clients, arn) if arn else None
+    container = app_container(task_def, name) if task_def else None
+    image = container.get("image") if container else None
+    names, names_bad = (parse_trust_names(env_value(container, TASK_ENV_TRUST_NAMES))
+                        if container and role == "flip_api" else (None, False))
+    registered = (task_def or {}).get("registeredAt")
+    loaded = None
+    if role == "flip_api" and task_def is not None:
+        # E2 reads TRUST_NAMES and the hashes once per process: a deployment that started
+        # before the last change still runs the old registry.
+        loaded = _after(stability.primary_created, secret.changed if secret else None,
+                        registered if isinstance(registered, datetime) else None)
+    return ObservedService(
+        role=role, name=name, exists=True, image=image, tag=image_tag(image),
+        trust_names=names, trust_names_malformed=names_bad, stable=stability.stable,
+        loaded_current=loaded, task_definition_exists=task_def is not None,
+        network=_network(svc), task_definition_arn=arn or None,
+        revision=int(task_def["revision"]) if task_def and "revision" in task_def else None,
+    )
+
+
+def registry_era(secret: hub_secret.SecretDoc | None,
+                 services: dict[str, ObservedService]) -> ObservedRegistryEra:
+    """FG011's evidence: the E2 markers FLIP's files name (main.tf@01328ab0, locals.tf)."""
+    evidence = []
+    if secret is not None and SECRET_TRUST_HASHES in secret.data:
+        evidence.append(f"{secret.name} has {SECRET_TRUST_HASHES}")
+    api = services.get("flip_api")
+    if api is not None and (api.trust_names is not None or api.trust_names_malformed):
+        evidence.append(f"flip-api's container environment has {TASK_ENV_TRUST_NAMES}")
+    if evidence:
+        return ObservedRegistryEra(era="secret", evidence="; ".join(evidence))
+    return ObservedRegistryEra(era="database", evidence=(
+        f"neither {SECRET_TRUST_HASHES} in the hub secret nor {TASK_ENV_TRUST_NAMES} in "
+        "flip-api's environment: the trust table in the hub database"))
+
+
+# --- SSM slot pool --------------------------------------------------------------------------
+
+
+def observe_slot_pool(clients: Clients) -> tuple[str, ...] | None:
+    """`/flip/fl_kit_slot_names` as FLIP's seed reads it (fl_kit_slots.py@315baf08): a JSON
+    list of strings; anything else FLIP reads as an empty pool, and so do we."""
+    resp = call(lambda: clients.ssm.get_parameter(Name=SLOT_POOL_PARAMETER,
+                                                  WithDecryption=True),
+                doing=f"reading SSM parameter {SLOT_POOL_PARAMETER}",
+                missing=("ParameterNotFound",))
+    if resp is None:
+        return None
+    try:
+        data = json.loads(resp["Parameter"].get("Value", ""))
+    except ValueError:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(n, str) for n in data):
+        return ()
+    return tuple(data)
 
 
 # --- RDS ----------------------------------------------------------------------------------
@@ -340,22 +177,23 @@ def db_tags(clients: Clients, db: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags or [] if "Key" in t and "Value" in t}
 
 
-def observe_database(clients: Clients, identifier: str) -> ObservedDatabase:
-    db = describe_db(clients, identifier)
+def database_from(clients: Clients, identifier: str, db: dict[str, Any] | None
+                  ) -> ObservedDatabase:
     if db is None:
         return ObservedDatabase(exists=False, identifier=identifier)
     generation = db_tags(clients, db).get(GENERATION_TAG, "")
     return ObservedDatabase(
-        exists=True,
-        identifier=identifier,
-        status=db.get("DBInstanceStatus"),
+        exists=True, identifier=identifier, status=db.get("DBInstanceStatus"),
         deletion_protection=db.get("DeletionProtection"),
-        instance_class=db.get("DBInstanceClass"),
-        engine_version=db.get("EngineVersion"),
+        instance_class=db.get("DBInstanceClass"), engine_version=db.get("EngineVersion"),
         backup_retention_days=db.get("BackupRetentionPeriod"),
         generation=int(generation) if generation.isdigit() else None,
         arn=db.get("DBInstanceArn"),
     )
+
+
+def observe_database(clients: Clients, identifier: str) -> ObservedDatabase:
+    return database_from(clients, identifier, describe_db(clients, identifier))
 
 
 # --- Cognito ------------------------------------------------------------------------------
@@ -363,66 +201,91 @@ def observe_database(clients: Clients, identifier: str) -> ObservedDatabase:
 _MFA = {"ON": "required", "OPTIONAL": "optional", "OFF": "off"}
 
 
-def find_user_pool(clients: Clients, name: str) -> str | None:
-    doing = f"listing Cognito user pools (looking for {name})"
-    pool_ids: list[str] = []
-    pages = must(
-        lambda: list(clients.cognito.get_paginator("list_user_pools").paginate(
-            PaginationConfig={"PageSize": 60}
-        )),
-        doing=doing,
-    )
-    for page in pages:
-        pool_ids += [p["Id"] for p in page.get("UserPools", []) if p.get("Name") == name]
-    return sorted(pool_ids)[0] if pool_ids else None
-
-
 def observe_cognito(clients: Clients, name: str) -> ObservedCognito:
-    pool_id = find_user_pool(clients, name)
-    if pool_id is None:
+    pages = must(lambda: list(clients.cognito.get_paginator("list_user_pools").paginate(
+        PaginationConfig={"PageSize": 60})), doing=f"listing Cognito user pools ({name})")
+    ids = sorted(p["Id"] for page in pages for p in page.get("UserPools", [])
+                 if p.get("Name") == name)
+    if not ids:
         return ObservedCognito(exists=False, name=name)
-    resp = call(
-        lambda: clients.cognito.get_user_pool_mfa_config(UserPoolId=pool_id),
-        doing=f"reading MFA configuration of Cognito user pool {name}",
-        missing=("ResourceNotFoundException",),
-    )
+    resp = call(lambda: clients.cognito.get_user_pool_mfa_config(UserPoolId=ids[0]),
+                doing=f"reading MFA configuration of Cognito user pool {name}",
+                missing=("ResourceNotFoundException",))
     if resp is None:
         return ObservedCognito(exists=False, name=name)
     raw = str(resp.get("MfaConfiguration", "OFF"))
-    return ObservedCognito(
-        exists=True, name=name, user_pool_id=pool_id, mfa=_MFA.get(raw, raw.lower())
-    )
+    return ObservedCognito(exists=True, name=name, user_pool_id=ids[0],
+                           mfa=_MFA.get(raw, raw.lower()))
+
+
+# --- the hub's admin API ----------------------------------------------------------------
+
+
+def observe_admin(manifest: Manifest, clients: Clients, endpoints: Endpoints
+                  ) -> ObservedAdminApi:
+    ref = manifest.hub.admin_token
+    if not ref:
+        return ObservedAdminApi()
+    try:
+        token = SecretStr(SecretRefs(clients.region, clients).resolve(ref))
+    except (SecretRefError, AdapterError) as exc:
+        return ObservedAdminApi(queried=True, ok=False,
+                                error=f"hub.admin_token could not be resolved: {exc}")
+    return admin_trusts(endpoints, manifest.hub.domain, token)
 
 
 # --- the hub ------------------------------------------------------------------------------
 
 
 def observe_account(clients: Clients) -> str | None:
-    resp = must(
-        lambda: clients.sts.get_caller_identity(), doing="identifying the AWS account (STS)"
-    )
+    resp = must(lambda: clients.sts.get_caller_identity(),
+                doing="identifying the AWS account (STS)")
     return resp.get("Account")
 
 
-def observe_hub(manifest: Manifest, clients: Clients) -> ObservedHub:
-    """Everything DESIGN.md §3 lists, in a call count independent of the number of trusts."""
+def observe_hub(manifest: Manifest, clients: Clients, endpoints: Endpoints | None = None,
+                *, known_slots: Iterable[str] = ()) -> ObservedHub:
+    """Everything architecture.md §4 lists, in a call count independent of the trusts.
+
+    ``known_slots`` (e.g. the ledger's) name the flower kit slices to pick out besides the
+    slot pool and the manifest's slots; nvflare lists every slot's directory anyway.
+    """
     hub = manifest.hub
+    ep = endpoints if endpoints is not None else endpoints_from_env()
+    account = observe_account(clients)
+    secret, doc = hub_secret.observe_secret(clients, hub.secret)
+    services = observe_services(clients, manifest, doc)
+    era = registry_era(doc, services)
+    if era.era != "secret":
+        services = {r: s.model_copy(update={"loaded_current": None})
+                    for r, s in services.items()}
+    pool = observe_slot_pool(clients)
+    slots = {*(pool or ()), *(t.fl_kit_slot for t in manifest.trusts if t.fl_kit_slot),
+             *known_slots}
     return ObservedHub(
-        account_id=observe_account(clients),
+        account_id=account,
         region=clients.region,
-        allowlist=observe_allowlist(clients, hub.fl_server.security_group, hub.fl_server.port),
-        secret=observe_secret(clients, hub.secret),
-        services=observe_services(clients, manifest),
+        allowlist=observe_allowlist(clients, hub.fl_server.security_group, hub.fl_server.port,
+                                    hub.fl_server.rule_quota),
+        secret=secret,
+        services=services,
         database=observe_database(clients, hub.database.identifier),
         cognito=observe_cognito(clients, hub.cognito.user_pool),
+        registry=era,
+        slot_pool=pool,
+        kits=observe_kits(clients, hub.fl_kits.bucket, hub.fl_kits.date, hub.fl_backend,
+                          slots),
+        admin=observe_admin(manifest, clients, ep),
     )
 
 
 class AwsHubReader:
-    """The read-side Protocol object the engine holds; a thin wrapper for injection."""
+    """The read-side object the engine holds; a thin wrapper for injection."""
 
-    def __init__(self, clients: Clients) -> None:
+    def __init__(self, clients: Clients, endpoints: Endpoints | None = None) -> None:
         self.clients = clients
+        self.endpoints = endpoints
 
-    def observe_hub(self, manifest: Manifest) -> ObservedHub:
-        return observe_hub(manifest, self.clients)
+    def observe_hub(self, manifest: Manifest, *, known_slots: Iterable[str] = ()
+                    ) -> ObservedHub:
+        return observe_hub(manifest, self.clients, self.endpoints, known_slots=known_slots)

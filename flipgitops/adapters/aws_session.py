@@ -9,6 +9,7 @@ reach a moto server with exactly the code that runs against AWS.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -20,13 +21,17 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
+    SSLError,
     WaiterError,
 )
 
@@ -62,9 +67,52 @@ def quiet_sdk_logging() -> None:
             logger.setLevel(floor)
 
 
-def make_session(region: str) -> boto3.Session:
-    """A session on the default credential chain, pinned to the manifest's region."""
-    return boto3.Session(region_name=region)
+def make_session(region: str | None) -> boto3.Session:
+    """A session on the default credential chain, pinned to the manifest's region.
+
+    boto3 reads AWS_PROFILE and the config files right here, so a profile that does not
+    exist or a config file that does not parse fails now, as an error naming it.
+    """
+    try:
+        return boto3.Session(region_name=region) if region else boto3.Session()
+    except (ProfileNotFound, ConfigParseError) as exc:
+        raise settings_error(exc) from None
+
+
+def _shown(value: str | None, limit: int = 200) -> str:
+    """A setting as it may appear in a message: bounded, control characters escaped."""
+    text = (value or "").encode("unicode_escape").decode("ascii")
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def is_endpoint_error(exc: ValueError) -> bool:
+    """botocore raises a bare ValueError for an endpoint URL it cannot parse."""
+    return str(exc).startswith("Invalid endpoint")
+
+
+def settings_error(exc: Exception) -> AwsError:
+    """An AWS setting of this machine that cannot work: what it is, and how to fix it."""
+    if isinstance(exc, ProfileNotFound):
+        profile = exc.kwargs.get("profile") or os.environ.get("AWS_PROFILE")
+        return AwsError(
+            f"AWS profile {_shown(profile)} does not exist (AWS_PROFILE="
+            f"{_shown(os.environ.get('AWS_PROFILE'))}): add it to "
+            f"{_shown(os.environ.get('AWS_CONFIG_FILE', '~/.aws/config'))} or unset "
+            "AWS_PROFILE to use the default credential chain"
+        )
+    if isinstance(exc, ConfigParseError):
+        path = exc.kwargs.get("path") or os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+        return AwsError(
+            f"the AWS config file {_shown(str(path))} cannot be parsed (a missing ']' or a "
+            "line outside any [section]?): fix it, or point AWS_CONFIG_FILE at a valid one"
+        )
+    if isinstance(exc, ValueError) and is_endpoint_error(exc):
+        return AwsError(
+            f"AWS_ENDPOINT_URL={_shown(os.environ.get('AWS_ENDPOINT_URL'))} is not a valid "
+            "endpoint URL: use http(s)://host[:port] (the sandbox's moto server) or unset it "
+            "for real AWS"
+        )
+    return AwsError(f"the AWS client could not be configured: {type(exc).__name__}")
 
 
 def client_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
@@ -123,7 +171,7 @@ class Clients:
     ) -> None:
         quiet_sdk_logging()
         if session is None:
-            session = boto3.Session(region_name=region) if region else boto3.Session()
+            session = make_session(region)
         self.session = session
         self.counter = counter
         self._config = client_config(max_attempts)
@@ -141,6 +189,12 @@ class Clients:
                 raise AwsError(
                     "no AWS region configured: set aws.region in the manifest or AWS_REGION"
                 ) from exc
+            except (ProfileNotFound, ConfigParseError) as exc:
+                raise settings_error(exc) from None
+            except ValueError as exc:
+                if not is_endpoint_error(exc):
+                    raise
+                raise settings_error(exc) from None
             if self.counter is not None:
                 self.counter.attach(made.meta.events)
             self._clients[service] = made
@@ -177,6 +231,19 @@ class Clients:
     @property
     def s3(self) -> S3Client:
         return self.client("s3")  # type: ignore[no-any-return]
+
+    # No stubs are installed for these three (the lock has none): typed as Any.
+    @property
+    def logs(self) -> Any:
+        return self.client("logs")
+
+    @property
+    def service_quotas(self) -> Any:
+        return self.client("service-quotas")
+
+    @property
+    def ecr(self) -> Any:
+        return self.client("ecr")
 
 
 def as_clients(session_or_clients: Clients | boto3.Session | None, region: str) -> Clients:
@@ -243,11 +310,24 @@ def translate(exc: Exception, *, doing: str) -> AdapterError:
             f"no AWS credentials found while {doing}: configure the default credential chain "
             "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO or an instance role)"
         )
+    if isinstance(exc, SSLError):
+        return AwsError(
+            f"TLS failed talking to {_endpoint(exc)} while {doing} (certificate not trusted or "
+            "intercepted by a proxy?): set AWS_CA_BUNDLE to the CA that signs it, or fix "
+            "AWS_ENDPOINT_URL"
+        )
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
         return TransientError(
-            f"could not reach the AWS endpoint while {doing}: check aws.region in the manifest, "
-            "AWS_ENDPOINT_URL and network access, then rerun"
+            f"could not reach the AWS endpoint {_endpoint(exc)} while {doing}: check "
+            "aws.region in the manifest, AWS_ENDPOINT_URL and network access, then rerun"
         )
+    if isinstance(exc, HTTPClientError):
+        return AwsError(
+            f"the HTTP client failed talking to {_endpoint(exc)} while {doing} "
+            f"({redact(str(exc.kwargs.get('error', '')))[:200]}): check AWS_ENDPOINT_URL"
+        )
+    if isinstance(exc, ProfileNotFound | ConfigParseError):
+        return settings_error(exc)
     if isinstance(exc, ConnectionClosedError | ReadTimeoutError):
         # The request may have reached AWS: our writes are idempotent, so a rerun is safe.
         return TransientError(
@@ -279,6 +359,11 @@ def translate(exc: Exception, *, doing: str) -> AdapterError:
     return AwsError(f"unexpected error while {doing}: {type(exc).__name__}")
 
 
+def _endpoint(exc: BotoCoreError) -> str:
+    url = exc.kwargs.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+    return _shown(str(url)) if url != "AWS" else "AWS"
+
+
 def call(
     fn: Callable[[], T],
     *,
@@ -298,6 +383,10 @@ def call(
         raise translate(exc, doing=doing) from None
     except BotoCoreError as exc:
         raise translate(exc, doing=doing) from None
+    except ValueError as exc:  # botocore: "Invalid endpoint: ..." at the first call
+        if not is_endpoint_error(exc):
+            raise
+        raise settings_error(exc) from None
 
 
 def must(fn: Callable[[], T], *, doing: str) -> T:
@@ -306,3 +395,7 @@ def must(fn: Callable[[], T], *, doing: str) -> T:
         return fn()
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, doing=doing) from None
+    except ValueError as exc:
+        if not is_endpoint_error(exc):
+            raise
+        raise settings_error(exc) from None

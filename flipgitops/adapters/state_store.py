@@ -1,21 +1,30 @@
-"""flipgitops' own state in S3: the environment lock, run journals, the applied record.
+"""flipgitops' own state in S3: the lock, run journals, the applied record, the ledger.
 
 Layout under ``state.bucket``/``state.prefix``: ``locks/<env>.json``,
-``runs/<env>/<run id>.jsonl``, ``applied/<env>.json`` and, when the hub's Terraform owns the
-allowlist, ``allowlist/<env>.json`` (whose IP each Terraform-written rule is). The lock is a
-conditional create (``If-None-Match: *``), so of two concurrent applies exactly one gets it; a
-stale lock is reported with how to clear it, never silently taken over.
+``runs/<env>/<run id>.jsonl``, ``applied/<env>.json``, ``ledger/<env>.json`` (what flipgitops
+registered on the hub: per-trust records, the internal key's generation, the secret era's
+pending redeploy — bookkeeping that never goes into FLIP's Terraform-owned ``FLIP_API``) and,
+when the hub's Terraform owns the allowlist, ``allowlist/<env>.json``.
+
+The lock is a conditional create (``If-None-Match: *``), so of two concurrent applies exactly
+one gets it; a stale lock is reported with how to clear it, never silently taken over. The
+ledger is a read-modify-write conditioned on the ETag read (``If-Match``), so two writers
+cannot lose each other's update. Whatever sits in these objects is untrusted text: advice
+built from a lock quotes, bounds and escapes it (issue 19).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flipgitops.adapters.aws_session import (
     Clients,
@@ -26,14 +35,24 @@ from flipgitops.adapters.aws_session import (
     redact,
     translate,
 )
-from flipgitops.errors import AwsError, LockHeld
+from flipgitops.errors import AwsError, LockHeld, TransientError
+from flipgitops.model.actions import Action
 from flipgitops.model.manifest import Manifest
-from flipgitops.model.plan import Action
+from flipgitops.model.observed import LedgerTrust, ObservedLedger
 
 UNREADABLE_PREFIX = "unreadable-"  # lock id of a lock object that is not a lock record
 DEFAULT_LOCK_TTL = 2 * 60 * 60  # seconds; an apply that takes longer is stuck
 MAX_ERROR_CHARS = 500  # journal lines stay small
 ABSENT = ("NoSuchKey", "404")  # error codes of a get_object that found no object
+CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+MAX_LOCK_BYTES = 64 * 1024  # a lock record is a few hundred bytes; more is not a lock
+# Lock ids flipgitops writes (run ids: 20261201T113551Z-1a2b3c4d); anything else in a lock
+# object is shown escaped and replaced by the object's `unreadable-<ETag>` id, so the
+# `unlock` advice an operator copies is never text someone else chose.
+SAFE_LOCK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,79}")
+SHOWN_CHARS = 120  # one shown field of a lock
+LEDGER_FORMAT = 1
+LEDGER_WRITE_ATTEMPTS = 5  # concurrent writers re-read and re-apply; more means a hot loop
 
 
 def now_iso() -> str:
@@ -81,18 +100,21 @@ class StateStore:
         return data if isinstance(data, dict) else None
 
     def _get_bytes(
-        self, key: str, *, missing: tuple[str, ...] = ABSENT
+        self, key: str, *, missing: tuple[str, ...] = ABSENT, limit: int | None = None
     ) -> tuple[bytes, str] | None:
         """(body, ETag without quotes) of an object, None when it does not exist (any of
-        the ``missing`` error codes)."""
+        the ``missing`` error codes). With ``limit``, at most that many bytes are read."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if limit is not None:
+            args["Range"] = f"bytes=0-{limit}"  # one byte more than allowed: "too big"
         resp = call(
-            lambda: self.clients.s3.get_object(Bucket=self.bucket, Key=key),
+            lambda: self.clients.s3.get_object(**args),
             doing=self._doing("reading", key),
-            missing=missing,
+            missing=(*missing, "InvalidRange") if limit is not None else missing,
         )
         if resp is None:
             return None
-        return resp["Body"].read(), str(resp.get("ETag", "")).strip('"')
+        return resp["Body"].read(), _etag(resp.get("ETag"))
 
     def put_text(self, key: str, body: str, content_type: str = "application/json") -> None:
         must(
@@ -154,38 +176,58 @@ class StateStore:
 
     def _read_lock_version(self, key: str) -> tuple[dict[str, Any] | None, str]:
         """(the lock record as `_read_lock` describes it, the object's ETag)."""
-        got = self._get_bytes(key)
+        got = self._get_bytes(key, limit=MAX_LOCK_BYTES)
         if got is None:
             return None, ""
         body, etag = got
-        lock = _json_object(body) or {}
+        unreadable = {"lock_id": f"{UNREADABLE_PREFIX}{etag or 'no-etag'}", "unreadable": True,
+                      "size": len(body), "too_big": len(body) > MAX_LOCK_BYTES}
+        lock = None if len(body) > MAX_LOCK_BYTES else _json_object(body)
+        if lock is None:
+            return unreadable, etag
         lock_id = lock.get("lock_id") or lock.get("run_id")
-        if isinstance(lock_id, str) and lock_id:
+        if isinstance(lock_id, str) and SAFE_LOCK_ID.fullmatch(lock_id):
             return {**lock, "lock_id": lock_id}, etag
-        return {"lock_id": f"{UNREADABLE_PREFIX}{etag or 'no-etag'}", "unreadable": True,
-                "size": len(body)}, etag
+        # A record with an id flipgitops would never write: who holds it is shown (escaped),
+        # the id operators are told to use is the object's own.
+        return {**unreadable, "recorded_id": lock_id, "holder": lock.get("holder")}, etag
 
     def _held(self, env: str, lock: dict[str, Any] | None) -> LockHeld:
         if lock is None:  # released between our attempt and our read
             return LockHeld(f"environment {env} was locked by another run just now; rerun")
+        key = self.lock_key(env)
         if lock.get("unreadable"):
-            key = self.lock_key(env)
+            clear = f"flipgitops unlock --env {env} --lock-id {lock['lock_id']}"
+            if lock.get("too_big"):
+                what = f"more than {MAX_LOCK_BYTES} bytes, not a flipgitops lock record"
+            elif "recorded_id" in lock:
+                what = (f"its lock id {shown(lock['recorded_id'])} is not one flipgitops "
+                        f"writes; holder {shown(lock.get('holder'))}")
+            else:
+                what = f"not a flipgitops lock record; {lock['size']} bytes"
             return LockHeld(
                 f"environment {env} is locked: the lock object at s3://{self.bucket}/{key} is "
-                f"unreadable (not a flipgitops lock record; {lock['size']} bytes), so who "
-                "holds it is unknown. Check that no apply of this environment is running, "
-                f"then remove it with: flipgitops unlock --env {env} --lock-id {lock['lock_id']}"
+                f"unreadable ({what}), so who holds it is unknown. Check that no apply of "
+                f"this environment is running, then remove it with: {clear}"
             )
-        holder = lock.get("holder") or {}
-        extra = [f"{k}={v}" for k, v in sorted(holder.items()) if k not in ("who", "commit")]
-        who = ", ".join([str(holder.get("who") or "an unnamed holder"), *extra])
-        lock_id = lock.get("lock_id") or lock.get("run_id")
+        holder = lock.get("holder")
+        if isinstance(holder, dict):
+            items = sorted(holder.items(), key=lambda kv: str(kv[0]))
+            extra = [f"{shown(k, 40, quote=False)}={shown(v)}" for k, v in items
+                     if k not in ("who", "commit")][:8]
+            who = ", ".join([shown(holder.get("who") or "an unnamed holder", quote=False),
+                             *extra])
+        else:
+            who = shown(holder if holder is not None else "an unnamed holder",
+                        quote=holder is not None)
+        lock_id = lock["lock_id"]
         started = lock.get("started_at", "?")
-        commit = f", commit {lock['commit']}" if lock.get("commit") else ""
+        commit = f", commit {shown(lock['commit'], 40)}" if lock.get("commit") else ""
         ttl = lock.get("ttl_seconds")
         age = _age_seconds(str(started))
         clear = f"flipgitops unlock --env {env} --lock-id {lock_id}"
-        head = f"environment {env} is locked by {who} (run {lock_id}, started {started}{commit})"
+        head = (f"environment {env} is locked by {who} (run {lock_id}, started "
+                f"{shown(started, 40, quote=False)}{commit})")
         if isinstance(ttl, int | float) and age is not None and age > ttl:
             return LockHeld(
                 f"{head}; the lock is STALE (older than its {int(ttl)} s TTL). If that run "
@@ -262,6 +304,55 @@ class StateStore:
             raise AwsError(f"s3://{self.bucket}/{key} is not an allowlist record (hand-edited "
                            "or truncated?): delete it; the next converged apply rewrites it")
         return {str(k): str(v) for k, v in owners.items()}
+
+    # --- ledger ---------------------------------------------------------------------------
+
+    def ledger_key(self, env: str) -> str:
+        return self.key("ledger", f"{env}.json")
+
+    def _ledger_version(self, env: str) -> tuple[ObservedLedger, str | None]:
+        """(the ledger, its ETag); ``exists=False`` and no ETag when there is none yet."""
+        key = self.ledger_key(env)
+        got = self._get_bytes(key, missing=(*ABSENT, "NoSuchBucket"))
+        if got is None:
+            return ObservedLedger(exists=False), None
+        body, etag = got
+        return parse_ledger(body, f"s3://{self.bucket}/{key}"), etag
+
+    def read_ledger(self, env: str) -> ObservedLedger:
+        """One GET. Absent: ``exists=False``. Malformed: ``readable=False`` with an error
+        naming the object and the field (the core then refuses to plan registrations)."""
+        return self._ledger_version(env)[0]
+
+    def update_ledger(self, env: str, fn: Callable[[ObservedLedger], ObservedLedger]
+                      ) -> ObservedLedger:
+        """Read, apply ``fn``, write only if the object is still the one read (``If-Match``
+        its ETag, or ``If-None-Match: *`` when there was none); on a conflict re-read and
+        re-apply, so a concurrent writer's update is never lost. An unreadable ledger is
+        never overwritten. Returns the ledger as written (or as it was, when unchanged)."""
+        key = self.ledger_key(env)
+        for _ in range(LEDGER_WRITE_ATTEMPTS):
+            current, etag = self._ledger_version(env)
+            if not current.readable:
+                raise AwsError(f"{current.error}; refusing to write over it")
+            new = fn(current)
+            if _ledger_doc(new, env) == _ledger_doc(current, env) and current.exists:
+                return current
+            body = json.dumps(_ledger_doc(new, env) | {"updated_at": now_iso()},
+                              sort_keys=True, indent=1).encode()
+            condition: Any = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
+            try:
+                self.clients.s3.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                           ContentType="application/json", **condition)
+            except ClientError as exc:
+                if error_code(exc) in CONFLICT:
+                    continue  # someone wrote in between: re-read, re-apply
+                raise translate(exc, doing=self._doing("writing ledger", key)) from None
+            except BotoCoreError as exc:
+                raise translate(exc, doing=self._doing("writing ledger", key)) from None
+            return new.model_copy(update={"exists": True})
+        raise TransientError(f"s3://{self.bucket}/{key} kept changing while flipgitops "
+                             f"updated it ({LEDGER_WRITE_ATTEMPTS} attempts); rerun")
 
     # --- journals -------------------------------------------------------------------------
 
@@ -347,6 +438,75 @@ def _short(text: str | None) -> str | None:
     return None if text is None else redact(text)[:MAX_ERROR_CHARS]
 
 
+def _etag(value: object) -> str:
+    """An ETag without quotes, reduced to the characters S3 uses (it reaches messages)."""
+    return re.sub(r"[^A-Za-z0-9-]", "", str(value or ""))[:80]
+
+
+def shown(value: object, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str:
+    """Untrusted text as it may appear in advice: one line, control characters escaped,
+    bounded, and quoted (repr) unless it is a plain token."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[:limit * 2]
+    flat = text.encode("unicode_escape").decode("ascii")
+    cut = flat if len(flat) <= limit else flat[:limit] + f"…({len(text)} chars)"
+    if not quote and re.fullmatch(r"[A-Za-z0-9._:@/+-]{1,120}", cut):
+        return cut
+    return repr(cut)
+
+
+# --- the ledger's stored form -------------------------------------------------------------
+
+
+class _LedgerDoc(BaseModel):
+    """``ledger/<env>.json``: strict, so a hand edit that breaks a field is named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = LEDGER_FORMAT
+    environment: str | None = None
+    updated_at: str | None = None
+    trusts: dict[str, LedgerTrust] = Field(default_factory=dict)
+    internal_service_key_generation: int | None = None
+    redeploy_pending: bool = False
+    delivered_kits: dict[str, str] = Field(default_factory=dict)
+
+
+def _ledger_doc(ledger: ObservedLedger, env: str) -> dict[str, Any]:
+    return {
+        "format": LEDGER_FORMAT, "environment": env,
+        "trusts": {n: t.model_dump(mode="json") for n, t in sorted(ledger.trusts.items())},
+        "internal_service_key_generation": ledger.internal_service_key_generation,
+        "redeploy_pending": ledger.redeploy_pending,
+        "delivered_kits": dict(sorted(ledger.delivered_kits.items())),
+    }
+
+
+def parse_ledger(body: bytes, where: str) -> ObservedLedger:
+    """The stored ledger; malformed content is ``readable=False`` naming object and field."""
+    data = _json_object(body)
+    if data is None:
+        return ObservedLedger(exists=True, readable=False, error=(
+            f"{where} is not a JSON object (hand-edited or truncated?): restore it from the "
+            "bucket's versions or fix it"))
+    try:
+        doc = _LedgerDoc.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return ObservedLedger(exists=True, readable=False, error=(
+            f"{where} is not a flipgitops ledger: {shown(loc, 80, quote=False)}: "
+            f"{shown(first.get('msg', ''), 120, quote=False)}"
+            f"{f' (and {exc.error_count() - 1} more)' if exc.error_count() > 1 else ''}"))
+    if doc.format != LEDGER_FORMAT:
+        return ObservedLedger(exists=True, readable=False, error=(
+            f"{where} has ledger format {doc.format}; this flipgitops reads format "
+            f"{LEDGER_FORMAT}: upgrade flipgitops"))
+    return ObservedLedger(exists=True, trusts=doc.trusts,
+                          internal_service_key_generation=doc.internal_service_key_generation,
+                          redeploy_pending=doc.redeploy_pending,
+                          delivered_kits=doc.delivered_kits)
+
+
 # --- manifest-level helpers: what the apply engine calls -----------------------------------
 
 
@@ -410,6 +570,11 @@ def read_applied(
     )
 
 
+def read_ledger(manifest: Manifest, *, clients: Clients | None = None) -> ObservedLedger:
+    """One S3 GET of ``<prefix>/ledger/<env>.json``."""
+    return store_for(manifest, clients=clients).read_ledger(manifest.environment)
+
+
 def read_allowlist_owners(manifest: Manifest, *, clients: Clients | None = None
                           ) -> dict[str, str]:
     return store_for(manifest, clients=clients).read_allowlist_owners(manifest.environment)
@@ -418,3 +583,56 @@ def read_allowlist_owners(manifest: Manifest, *, clients: Clients | None = None
 def write_allowlist_owners(manifest: Manifest, owners: dict[str, str], *,
                            clients: Clients | None = None) -> None:
     store_for(manifest, clients=clients).write_allowlist_owners(manifest.environment, owners)
+
+
+class S3State:
+    """StatePort of one environment (`engine/ports_state.py`) on a `StateStore`."""
+
+    def __init__(self, store: StateStore, env: str) -> None:
+        self.store = store
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"S3State(s3://{self.store.bucket}/{self.store.prefix}, env={self.env!r})"
+
+    @classmethod
+    def for_manifest(cls, manifest: Manifest, clients: Clients) -> S3State:
+        return cls(store_for(manifest, clients=clients), manifest.environment)
+
+    def read_ledger(self) -> ObservedLedger:
+        return self.store.read_ledger(self.env)
+
+    def update_ledger(self, fn: Callable[[ObservedLedger], ObservedLedger]) -> ObservedLedger:
+        return self.store.update_ledger(self.env, fn)
+
+    def read_lock(self) -> dict[str, Any] | None:
+        return self.store.read_lock(self.env)
+
+    def acquire_lock(self, holder: dict[str, Any], *, run_id: str | None = None,
+                     ttl_seconds: int | None = None) -> str:
+        return self.store.acquire_lock(self.env, holder, run_id=run_id,
+                                       ttl_seconds=ttl_seconds or DEFAULT_LOCK_TTL)
+
+    def release_lock(self, run_id: str) -> None:
+        self.store.release_lock(self.env, run_id)
+
+    def force_unlock(self, lock_id: str) -> bool:
+        return self.store.force_unlock(self.env, lock_id)
+
+    def journal(self, run_id: str) -> Journal:
+        return Journal(self.store, run_id, env=self.env)
+
+    def read_journal(self, run_id: str) -> list[dict[str, Any]]:
+        return self.store.read_journal(self.env, run_id)
+
+    def read_applied(self) -> dict[str, Any] | None:
+        return self.store.read_applied(self.env)
+
+    def write_applied(self, commit: str | None, fingerprint: str) -> None:
+        self.store.write_applied(self.env, commit, fingerprint)
+
+    def read_allowlist_owners(self) -> dict[str, str]:
+        return self.store.read_allowlist_owners(self.env)
+
+    def write_allowlist_owners(self, owners: dict[str, str]) -> None:
+        self.store.write_allowlist_owners(self.env, owners)

@@ -1,14 +1,23 @@
-"""A thin typed wrapper around the ``terraform`` CLI, for hubs whose allowlist Terraform owns.
+"""A thin typed wrapper around the ``terraform`` CLI, and the hub root as flipgitops drives it.
 
-Why our own wrapper: flipgitops needs exactly six verbs, each with fixed flags that make
+Why our own wrapper: flipgitops needs a handful of verbs, each with fixed flags that make
 Terraform safe to drive unattended (no prompts, no colour, detailed exit codes, a saved plan
 that is applied byte for byte), and errors it can show without leaking values. The
 python-terraform package hides exit codes and prompts; a hundred lines of subprocess do not.
 
-Secrets: tfvars written here hold IPs and image tags only, and are never logged. Values that
-Terraform itself marks sensitive are replaced by ``(sensitive)`` in everything this module
-returns (plan JSON and outputs), so callers can store or render them safely. Backend config
-values are not echoed in errors (they may hold credentials in other setups).
+The hub root is FLIP's (`deploy/providers/AWS`), whose CI feeds it `TF_VAR_*` from
+`make print-tf-env` (FLIP `Makefile`@0a13d3f9). flipgitops supplies only its own inputs —
+the trusts' IPs, the image tags, `environment` (and `TRUST_NAMES` on E2 hubs) — in a var
+file outside the root; every other variable without a default must come from the
+environment, and a plan is refused before it starts when one does not, naming them all.
+
+Nothing is written into the root: var files, plan files and Terraform's data directory
+(`TF_DATA_DIR`) live in a private temporary directory. A read-only plan
+(:meth:`HubTerraform.plan_readonly`) goes further and plans in a copy of the root, without a
+state lock, so a pull request's plan leaves the hub's directory byte-identical.
+
+Secrets: values Terraform marks sensitive are replaced by ``(sensitive)`` in everything this
+module returns (plan JSON and outputs). Backend config values are not echoed in errors.
 """
 
 from __future__ import annotations
@@ -20,11 +29,15 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flipgitops.errors import GuardBlocked, LockHeld, TerraformError
+from flipgitops.errors import LockHeld, TerraformError
+from flipgitops.model.actions import TerraformParams
+from flipgitops.model.flip import TASK_ENV_TRUST_NAMES, terraform_environment
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +89,11 @@ class Terraform:
 
     # --- the six verbs -------------------------------------------------------------------
 
-    def init(self, backend_config: Mapping[str, str]) -> None:
-        """``terraform init -reconfigure`` with one -backend-config per key (sorted)."""
-        args = ["init", "-input=false", "-reconfigure", "-no-color"]
+    def init(self, backend_config: Mapping[str, str], *, reconfigure: bool = True) -> None:
+        """``terraform init [-reconfigure]`` with one -backend-config per key (sorted)."""
+        args = ["init", "-input=false", "-no-color"]
+        if reconfigure:
+            args.append("-reconfigure")
         args += [f"-backend-config={k}={v}" for k, v in sorted(backend_config.items())]
         self._run(args)
 
@@ -97,9 +112,13 @@ class Terraform:
         log.debug("wrote %s (%d variables)", target, len(values))
         return target
 
-    def plan(self, out: Path) -> int:
+    def plan(self, out: Path, *, var_file: Path | None = None, lock: bool = True) -> int:
         """Save a plan to ``out``. Returns 0 (no changes) or 2 (changes); raises otherwise."""
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={out}"]
+        if var_file is not None:
+            args.append(f"-var-file={var_file}")
+        if not lock:
+            args.append("-lock=false")
         return self._run(args, ok_codes=(0, 2)).returncode
 
     def show_json(self, planfile: Path) -> dict[str, Any]:
@@ -258,46 +277,202 @@ def changed_addresses(plan: Mapping[str, Any]) -> list[str]:
     ]
 
 
-# --- the high-level step the apply engine runs -------------------------------------------
+# --- the hub root's variables (pure) ------------------------------------------------------
+
+_VARIABLE = re.compile(r'variable\s+"([^"]+)"\s*\{')
 
 
-def plan_and_apply_allowlist(
-    tf: Terraform,
-    tfvars: Mapping[str, Any],
-    guard: PlanGuard,
-    dry_run: bool,
-) -> dict[str, Any]:
-    """Render tfvars, plan to a file, check the plan JSON with ``guard``, apply that file.
+def _block(text: str, start: int) -> str:
+    """The body of the block whose ``{`` is at ``start``: braces counted outside strings,
+    comments and heredocs."""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "#" or text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif text.startswith("/*", i):
+            i = text.find("*/", i)
+            i = n if i < 0 else i + 1
+        elif text.startswith("<<", i):
+            m = re.match(r"<<-?([A-Za-z_]+)\n", text[i:])
+            if m:
+                end = re.search(rf"^\s*{m.group(1)}\s*$", text[i + m.end():], re.M)
+                i = n if end is None else i + m.end() + end.end()
+                continue
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1:i]
+        i += 1
+    return text[start + 1:]
 
-    The guard sees exactly the plan that is applied: the same saved plan file goes to
-    ``show -json`` and to ``apply``, so nothing can slip in between check and change. Raises
-    GuardBlocked (nothing applied) when the guard returns problems, also in a dry run.
 
-    Returns ``{"exit_code", "changed", "applied", "addresses", "plan", "outputs"}`` where
-    ``plan`` is the redacted plan JSON and ``outputs`` the root outputs after the apply
-    (empty when nothing was applied).
-    """
-    tf.write_tfvars(tfvars)
-    with tempfile.TemporaryDirectory(prefix="flipgitops-tf-") as tmp:
-        # The plan file embeds state and variable values: keep it out of the work tree and
-        # delete it as soon as it is applied.
-        planfile = Path(tmp) / "flipgitops.tfplan"
-        code = tf.plan(planfile)
-        plan = tf.show_json(planfile)
-        problems = guard(plan)
-        if problems:
-            raise GuardBlocked(
-                "terraform plan blocked, nothing applied:\n" + "\n".join(f"- {p}" for p in problems)
+def _depth_one(body: str) -> str:
+    """The block body without nested blocks (a validation's condition is not a default)."""
+    out, depth = [], 0
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    has_default: bool
+    type: str | None
+
+
+def root_variables(root: Path) -> dict[str, Variable]:
+    """Every ``variable`` block of the root's ``*.tf`` files (no HCL library is installed:
+    a small scanner that respects strings, comments and heredocs is enough for these)."""
+    found: dict[str, Variable] = {}
+    for tf in sorted(root.glob("*.tf")):
+        text = tf.read_text(encoding="utf-8", errors="replace")
+        for m in _VARIABLE.finditer(text):
+            top = _depth_one(_block(text, m.end() - 1))
+            kind = re.search(r"^\s*type\s*=\s*([A-Za-z]+)", top, re.M)
+            found[m.group(1)] = Variable(
+                name=m.group(1),
+                has_default=re.search(r"^\s*default\s*=", top, re.M) is not None,
+                type=kind.group(1) if kind else None,
             )
-        addresses = changed_addresses(plan)
-        applied = code == 2 and not dry_run
-        if applied:
-            tf.apply(planfile)
-    return {
-        "exit_code": code,
-        "changed": code == 2,
-        "applied": applied,
-        "addresses": addresses,
-        "plan": plan,
-        "outputs": tf.output_json() if applied else {},
+    return found
+
+
+def flipgitops_inputs(params: TerraformParams, variables: Mapping[str, Variable]
+                      ) -> dict[str, Any]:
+    """flipgitops' inputs under FLIP's variable names, only those the root declares.
+    ``environment`` goes through FLIP's mapping (the root validates prod|stag)."""
+    values: dict[str, Any] = {
+        "local_trust_public_ips": list(params.local_trust_public_ips),
+        "docker_image_tag": params.docker_image_tag,
+        "flip_fl_image_tag": params.flip_fl_image_tag,
+        "environment": terraform_environment(params.environment),
     }
+    if params.trust_names is not None:
+        names = list(params.trust_names)
+        var = variables.get(TASK_ENV_TRUST_NAMES)
+        # E2's TRUST_NAMES reaches the task environment as a JSON list: a string variable
+        # takes it JSON-encoded, a list variable as a list.
+        values[TASK_ENV_TRUST_NAMES] = json.dumps(names) if var and var.type == "string" \
+            else names
+    return {k: v for k, v in values.items() if k in variables}
+
+
+def missing_inputs(variables: Mapping[str, Variable], supplied: Mapping[str, Any],
+                   environ: Mapping[str, str]) -> list[str]:
+    """Root variables without a default that neither flipgitops nor ``TF_VAR_<name>``
+    supplies (FLIP's CI exports them with `make print-tf-env`)."""
+    return sorted(name for name, var in variables.items()
+                  if not var.has_default and name not in supplied
+                  and f"TF_VAR_{name}" not in environ)
+
+
+# --- the hub root as flipgitops drives it -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerraformResult:
+    exit_code: int
+    changed: bool
+    applied: bool
+    addresses: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # the guard's findings: nothing was applied
+    plan: dict[str, Any] = field(default_factory=dict, repr=False)  # redacted
+    outputs: dict[str, Any] = field(default_factory=dict)  # redacted
+
+
+@contextmanager
+def _private_dir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.chmod(tmp, 0o700)
+        yield Path(tmp)
+
+
+def _write_json(path: Path, values: Mapping[str, Any]) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(dict(values), fh, indent=2, sort_keys=True)
+    return path
+
+
+class HubTerraform:
+    """TerraformPort for the hub root named by the manifest (`hub.terraform`)."""
+
+    def __init__(self, root: Path, backend_config: Mapping[str, str], *,
+                 env: Mapping[str, str] | None = None, binary: str = "terraform",
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.root = Path(root)
+        self.backend_config = dict(backend_config)
+        self.env = dict(env or {})
+        self.binary = binary
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"HubTerraform({str(self.root)!r})"
+
+    def _inputs(self, params: TerraformParams) -> dict[str, Any]:
+        if not (self.root / "variables.tf").exists() and not list(self.root.glob("*.tf")):
+            raise TerraformError(f"{self.root} holds no Terraform files: fix hub.terraform.dir")
+        variables = root_variables(self.root)
+        values = flipgitops_inputs(params, variables)
+        environ = {**os.environ, **self.env}
+        missing = missing_inputs(variables, values, environ)
+        if missing:
+            raise TerraformError(
+                f"the hub's Terraform root {self.root} needs {len(missing)} input(s) that "
+                f"neither flipgitops nor the environment supplies: {', '.join(missing)}. "
+                "Export them as TF_VAR_<name> (FLIP's CI does with `make print-tf-env >> "
+                "$GITHUB_ENV`), then rerun"
+            )
+        return values
+
+    def _terraform(self, workdir: Path, data_dir: Path) -> Terraform:
+        return Terraform(workdir, env={**self.env, "TF_DATA_DIR": str(data_dir)},
+                         binary=self.binary, timeout=self.timeout)
+
+    def plan_readonly(self, inputs: TerraformParams) -> dict[str, Any]:
+        values = self._inputs(inputs)
+        with _private_dir("flipgitops-tfplan-") as tmp:
+            copy = tmp / "root"
+            shutil.copytree(self.root, copy, symlinks=True,
+                            ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+            tf = self._terraform(copy, tmp / "data")
+            tf.init(self.backend_config, reconfigure=False)
+            planfile = tmp / "plan.tfplan"
+            tf.plan(planfile, var_file=_write_json(tmp / "flipgitops.tfvars.json", values),
+                    lock=False)
+            return tf.show_json(planfile)
+
+    def apply(self, inputs: TerraformParams, guard: PlanGuard) -> TerraformResult:
+        """Plan in the root (state and `path.module` are the real ones), check that very
+        plan file with ``guard``, apply it; nothing is written into the root but what
+        Terraform's own init writes there (the provider lock file, when absent)."""
+        values = self._inputs(inputs)
+        with _private_dir("flipgitops-tfapply-") as tmp:
+            tf = self._terraform(self.root, tmp / "data")
+            tf.init(self.backend_config, reconfigure=False)
+            planfile = tmp / "plan.tfplan"
+            code = tf.plan(planfile, var_file=_write_json(tmp / "flipgitops.tfvars.json",
+                                                           values))
+            plan = tf.show_json(planfile)
+            problems = tuple(guard(plan))
+            addresses = tuple(changed_addresses(plan))
+            if problems:
+                return TerraformResult(code, code == 2, False, addresses, problems, plan)
+            if code != 2:
+                return TerraformResult(code, False, False, addresses, (), plan)
+            tf.apply(planfile)
+            return TerraformResult(code, True, True, addresses, (), plan, tf.output_json())

@@ -1,0 +1,57 @@
+"""Bounded waits for state that only time changes (a task stopping, a deployment settling).
+
+Polling is not retrying: botocore's standard mode still retries each call; this only decides
+how often to look and when to give up, and says what it saw each time so a long wait shows
+progress. The clock is injectable so tests wait milliseconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from flipgitops.errors import AdapterError
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AdapterError):
+    """The state was not reached within the bound; the message says what was last seen."""
+
+
+@dataclass(frozen=True)
+class Waits:
+    """How long each kind of wait may take, and how often it looks (seconds)."""
+
+    task_timeout: float = 900.0  # a one-off flip-api task (register/delete/reset)
+    stable_timeout: float = 1200.0  # a service deployment (services-stable waits 10 min x2)
+    snapshot_timeout: float = 3600.0
+    interval: float = 6.0
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+
+def poll(
+    look: Callable[[], tuple[T | None, str]],
+    *,
+    what: str,
+    timeout: float,
+    waits: Waits,
+    report: Callable[[str], None],
+) -> T:
+    """Call ``look`` until it returns a value; each call also returns what it saw (a progress
+    line, reported when it changes). Raises WaitTimeout naming ``what`` and the last sight."""
+    deadline = waits.monotonic() + timeout
+    last_seen = ""
+    while True:
+        value, seen = look()
+        if value is not None:
+            return value
+        if seen != last_seen:
+            report(f"{what}: {seen}")
+            last_seen = seen
+        if waits.monotonic() >= deadline:
+            raise WaitTimeout(f"gave up {what} after {timeout:.0f}s; last seen: {seen}")
+        waits.sleep(waits.interval)
