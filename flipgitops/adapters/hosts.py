@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from flipgitops.adapters import hosts_build as build
+from flipgitops.adapters.endpoints import EndpointsError, endpoints_from_env
 from flipgitops.adapters.hosts_channel import ChannelServer
 from flipgitops.adapters.secret_refs import SecretRefs
 from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask
@@ -59,7 +60,6 @@ PRIVATE_PREFIX = "flipgitops-ansible-"
 _PRIVATE_RE = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d+)-")
 # The environment the runner (and so Ansible and its modules on local hosts) gets from us.
 _PASS_ENV = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TERM")
-ENDPOINTS_ENV = "FLIPGITOPS_ENDPOINTS"
 
 
 @dataclass
@@ -81,27 +81,14 @@ class _Call:
     secret: dict[str, Any] | None = field(default=None, repr=False)
 
 
-def host_endpoints(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`resolve` and `egress_probe` of FLIPGITOPS_ENDPOINTS (a malformed value is an error:
-    silently probing the real internet from a test would be wrong)."""
-    import json
-
-    text = (os.environ if environ is None else environ).get(ENDPOINTS_ENV, "")
-    if not text.strip():
-        return {}
+def host_endpoints() -> dict[str, Any]:
+    """What hosts need of FLIPGITOPS_ENDPOINTS (adapters/endpoints.py parses it): `resolve`
+    ("host:port" or "host" -> address) and the `egress_probe` URL template."""
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise HostError(f"{ENDPOINTS_ENV} is not valid JSON; unset it for production") from None
-    if not isinstance(data, dict):
-        raise HostError(f"{ENDPOINTS_ENV} must be a JSON object")
-    resolve = data.get("resolve") or {}
-    probe = data.get("egress_probe")
-    if not isinstance(resolve, dict) or not all(isinstance(v, str) for v in resolve.values()):
-        raise HostError(f"{ENDPOINTS_ENV}: resolve must map \"host:port\" to \"ip:port\"")
-    if probe is not None and not isinstance(probe, str):
-        raise HostError(f"{ENDPOINTS_ENV}: egress_probe must be a URL template")
-    return {"resolve": {str(k): v for k, v in resolve.items()}, "egress_probe": probe}
+        found = endpoints_from_env()
+    except EndpointsError as exc:
+        raise HostError(str(exc)) from None
+    return {"resolve": dict(found.resolve), "egress_probe": found.egress_probe}
 
 
 class AnsibleHosts:

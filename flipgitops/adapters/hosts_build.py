@@ -121,10 +121,11 @@ def anchor(path: str, base_dir: Path) -> str:
 
 
 def flip_root(target: HostTarget) -> str:
-    """Relative roots of local hosts are relative to the manifest (sandbox, tests)."""
+    """The host's flip_root, absolute: the kit file names paths under it, which compose and
+    Make read from `<flip_root>/trust`, so a relative root would mean another place."""
     root = target.host.flip_root
-    if target.host.connection == "local":
-        root = anchor(root, target.base_dir)
+    if not root.startswith("/"):
+        raise BuildError(f"{target.trust}: host.flip_root {root!r} must be an absolute path")
     return root.rstrip("/") or "/"
 
 

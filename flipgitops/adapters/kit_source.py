@@ -14,37 +14,30 @@ Modes: S3 keeps none. Private keys get 0600 (nvflare `*.key`) or FLIP's 0640 (fl
 supernode credentials, generate-tls-certificates.sh@389f4019), scripts 0755 (the client's
 entrypoint chmods them +x at start, so the kit does not change under it), the rest 0644.
 
-The fingerprint is the bucket observation's (over key relative to the date prefix, ETag,
-size), so the delivery record on the host compares with the plan's `source_fingerprint`.
+The fingerprint is the bucket observation's (adapters/kit_listing.py: over key relative to
+the date prefix, ETag, size), so the delivery record on the host compares with the plan's
+`source_fingerprint`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flipgitops.adapters import kit_listing
 from flipgitops.engine.ports_hosts import FlKitSlice, KitFile
 from flipgitops.errors import AdapterError
-from flipgitops.model.flip import FLOWER_KIT_PREFIX, NVFLARE_KIT_PREFIX, FlBackend
+from flipgitops.model.flip import FlBackend
 
 FED_CLIENT = "startup/fed_client.json"
-FLOWER_CA = "certificates/ca.crt"
-FLOWER_CREDENTIALS = "keys/supernode_credentials_{n}"
 MAX_KIT_BYTES = 64 * 1024 * 1024
 
 
 class KitSourceError(AdapterError):
     """The slot's kit cannot be used; the message names the S3 key and what is wrong."""
-
-
-def fingerprint(entries: Iterable[tuple[str, str, int]]) -> str:
-    """sha256 over `key NUL etag NUL size LF` (keys relative to the date prefix), sorted."""
-    lines = "".join(f"{k}\0{e}\0{s}\n" for k, e, s in sorted(entries))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def file_mode(backend: FlBackend, path: str) -> int:
@@ -117,9 +110,8 @@ class S3KitSource:
 
     def fetch(self, bucket: str, date: str, backend: FlBackend, slot: str,
               slot_number: int) -> FlKitSlice:
-        base = (FLOWER_KIT_PREFIX if backend == "flower" else NVFLARE_KIT_PREFIX).format(
-            date=date)
-        date_prefix = base[: base.index(f"/{date}/") + len(date) + 2]
+        base = kit_listing.listing_prefix(backend, date)
+        date_prefix = kit_listing.date_prefix(backend, date)
         if backend == "nvflare":
             prefix = f"{base}{slot}/"
             listed = {str(o["Key"]): o for o in self._list(bucket, prefix)}
@@ -133,8 +125,8 @@ class S3KitSource:
             rel = {k: f"services/{slot}/{k[len(prefix):]}" for k in keys}
             dirs: tuple[str, ...] = (f"services/{slot}/local", f"services/{slot}/transfer")
         else:
-            wanted = [f"{base}{FLOWER_CA}",
-                      f"{base}{FLOWER_CREDENTIALS.format(n=slot_number)}"]
+            wanted = [date_prefix + kit_listing.FLOWER_CA, date_prefix
+                      + kit_listing.FLOWER_CREDENTIALS.format(number=slot_number)]
             listed = {str(o["Key"]): o for o in self._list(bucket, base)}
             for key in wanted:
                 if key not in listed:
@@ -157,8 +149,9 @@ class S3KitSource:
         entries = [(k[len(date_prefix):], str(o.get("ETag", "")).strip('"'),
                     int(o.get("Size", 0))) for k, o in listed.items()]
         return FlKitSlice(backend=backend, date=date, slot=slot, slot_number=slot_number,
-                          source=f"s3://{bucket}/{base}", fingerprint=fingerprint(entries),
-                          files=tuple(files), dirs=dirs)
+                          source=f"s3://{bucket}/{base}",
+                          fingerprint=kit_listing.fingerprint(entries), files=tuple(files),
+                          dirs=dirs)
 
 
 def _aws_reason(exc: Exception) -> str:

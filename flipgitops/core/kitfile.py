@@ -296,7 +296,11 @@ def _flip_root(trust: Trust) -> str:
     if trust.host is None:
         raise KitFileError(f"trust {trust.name} has no host: its kit file is only exported "
                            "(flipgitops kit), never written")
-    return trust.host.flip_root.rstrip("/") or "/"
+    root = trust.host.flip_root
+    if not root.startswith("/"):
+        raise KitFileError(f"trusts.{trust.name}.host.flip_root must be an absolute path: "
+                           "the kit file names paths under it")
+    return root.rstrip("/") or "/"
 
 
 def _checked(key: str, value: str) -> str:

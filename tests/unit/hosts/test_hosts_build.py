@@ -44,11 +44,12 @@ def test_inventory_marks_every_string_unsafe_and_holds_no_secret(tmp_path: Path)
                                                     "user": EVIL, "ssh_key": "env:K",
                                                     "become_password": "env:P"})
     local = _target(tmp_path)
-    hosts = {"Trust_1": build.host_vars(ssh, python="/py", known_hosts="/k", key_file="/proc/1/fd/3"),
+    hosts = {"Trust_1": build.host_vars(ssh, python="/py", known_hosts="/k",
+                                        key_file="/proc/1/fd/3"),
              "Trust_2": build.host_vars(local, python="/venv/bin/python", known_hosts=None,
                                         key_file=None)}
     text = build.inventory_yaml(build.inventory(hosts))
-    data = yaml.load(text, Loader=_UnsafeLoader)  # noqa: S506 - our own loader
+    data = yaml.load(text, Loader=_UnsafeLoader)
     h1 = data["all"]["hosts"]["Trust_1"]
     assert h1["ansible_user"] == ("UNSAFE", EVIL)
     assert h1["ansible_host"] == ("UNSAFE", "10.0.0.5") and h1["ansible_port"] == 2222
@@ -122,12 +123,15 @@ def test_provision_follows_flips_owners(tmp_path: Path) -> None:
                              ProvisionInput(profile={}))[1]["install_docker"] is False
 
 
-def test_local_paths_are_relative_to_the_manifest(tmp_path: Path) -> None:
-    target = _target(tmp_path, docker="bin/docker --daemon-dir d")
-    m = make_manifest([trust_entry(flip_root="hosts/t1", docker="bin/docker --daemon-dir d")])
+def test_a_local_cli_path_is_relative_to_the_manifest_and_roots_are_absolute(
+        tmp_path: Path) -> None:
+    m = make_manifest([trust_entry(flip_root="/srv/t1", docker="bin/docker --daemon-dir d")])
     target = HostTarget.of(m, m.trusts[0], tmp_path)
-    assert build.flip_root(target) == str(tmp_path / "hosts/t1")
+    assert build.flip_root(target) == "/srv/t1"
     assert build.docker_argv(target) == [str(tmp_path / "bin/docker"), "--daemon-dir", "d"]
+    m = make_manifest([trust_entry(flip_root="hosts/t1")])
+    with pytest.raises(build.BuildError, match="absolute"):
+        build.flip_root(HostTarget.of(m, m.trusts[0], tmp_path))
 
 
 def test_facts_spec_uses_the_endpoint_overrides(tmp_path: Path) -> None:
