@@ -13,13 +13,25 @@ from typing import Any
 
 import boto3
 from pydantic import SecretStr
-from unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, make_manifest, trust_entry
+from unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, KIT_DATE, make_manifest, trust_entry
 
+from flipgitops.adapters import kit_listing
 from flipgitops.adapters.hosts import AnsibleHosts
 from flipgitops.adapters.kit_source import S3KitSource
 from flipgitops.adapters.release import GitRelease
-from flipgitops.engine.executors import ExecContext
+from flipgitops.engine.executors import ExecContext, Outcome, executor_for
 from flipgitops.engine.ports import Ports
+from flipgitops.model.actions import (
+    Action,
+    ActionKind,
+    DeliverFlKitParams,
+    DeployReleaseParams,
+    Params,
+    ProvisionParams,
+    StartStackParams,
+    VerifyParams,
+    WriteKitFileParams,
+)
 from flipgitops.model.kit import EscrowedKit, LocalCredentials, TrustKit
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.observed import (
@@ -136,7 +148,7 @@ class HostWorld:
                     out.append(key.get_secret_value())
         for creds in self.escrow.local.values():
             out += [v.get_secret_value() for v in creds.values.values()]
-        return sorted(set(out))
+        return sorted({s for s in out if s})
 
 
 def build_world(root: Path, moto: MotoServer, *, trusts: tuple[str, ...] = ("Trust_1",),
@@ -172,4 +184,69 @@ def build_world(root: Path, moto: MotoServer, *, trusts: tuple[str, ...] = ("Tru
 
 
 
-__all__ = ["BUCKET", "REGION", "HostWorld", "build_world"]
+# --- steps ---------------------------------------------------------------------------------
+
+
+def act(kind: ActionKind, target: str, params: Params) -> Action:
+    return Action(id=f"{kind}:{target}", kind=kind, target=target, params=params)
+
+
+def run_action(world: HostWorld, action: Action, **ctx: object) -> Outcome:
+    return executor_for(action.kind).run(world.ctx(**ctx), [action])[action.id]  # type: ignore[arg-type]
+
+
+def kit_fingerprint(world: HostWorld, slot: str = "Trust_1") -> str:
+    """The slot's fingerprint as the plan has it (the bucket listing, kit_listing.py)."""
+    s3 = boto3.client("s3", endpoint_url=world.hub.moto_url, region_name=REGION)
+    objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=kit_listing.listing_prefix(
+        "nvflare", KIT_DATE))["Contents"]
+    found, _ = kit_listing.slices("nvflare", KIT_DATE, objects, [slot])
+    fingerprint = found[slot].fingerprint
+    assert fingerprint is not None
+    return fingerprint
+
+
+def onboard(world: HostWorld, trust: str = "Trust_1") -> dict[str, Outcome]:
+    tag = world.manifest.flip.ref
+    commit = world.checkout.tags[tag]
+    steps = [
+        act(ActionKind.HOST_PROVISION, trust, ProvisionParams(flip_root="x", slot_number=1)),
+        act(ActionKind.HOST_DEPLOY_RELEASE, trust, DeployReleaseParams(ref=tag,
+                                                                       commit=commit)),
+        act(ActionKind.HOST_WRITE_KIT_FILE, trust,
+            WriteKitFileParams(credentials_generation=1)),
+        act(ActionKind.HOST_DELIVER_FL_KIT, trust, DeliverFlKitParams(
+            date=KIT_DATE, slot="Trust_1", slot_number=1, backend="nvflare",
+            source_fingerprint=kit_fingerprint(world))),
+        act(ActionKind.HOST_START_STACK, trust, StartStackParams(
+            project="trust1", hub_tag="v2.3.0", fl_tag="v2.3.0")),
+        act(ActionKind.HOST_VERIFY, trust, VerifyParams(expect_trust=trust)),
+    ]
+    out = {}
+    for action in steps:
+        out[str(action.kind)] = outcome = run_action(world, action)
+        assert outcome.ok, f"{action.kind}: {outcome.message}"
+    return out
+
+
+def bare_world(root: Path, *, flip_root: Path | None = None, **manifest: Any) -> HostWorld:
+    """A world without a hub: one local host on the stand-in CLI, a kit escrowed in memory
+    (for steps that never talk to the hub: provision, the kit file, facts)."""
+    from unit.hosts.hostworld import make_aes, make_kit
+
+    daemon = root / "hosts" / "Trust_1" / "docker"
+    docker = f"{STANDIN_DOCKER} --daemon-dir {daemon}"
+    entry = trust_entry("Trust_1", "C1X", flip_root=str(flip_root or root / "hosts/Trust_1/flip"),
+                        docker=docker)
+    m = make_manifest([entry], checkout="FLIP", **manifest)
+    escrow = MemEscrow()
+    escrow.kits["Trust_1"] = make_kit("Trust_1", 1)
+    aes = make_aes().get_secret_value()
+    seed = SeedResult(era="database", region=REGION, vpc_id="", private_subnet_ids=[],
+                      nat_ip="", security_groups={}, nlb_group_name="", cluster="",
+                      services={}, task_definition_arns={}, secret_arn="", user_pool_id="",
+                      db_arn="", slot_names=[], kit_dates=[], kit_bucket=BUCKET, images={},
+                      aes_key=aes)
+    return HostWorld(root=root, manifest=m, checkout=None, hub=None, seed=seed,  # type: ignore[arg-type]
+                     hosts=AnsibleHosts(endpoints={"egress_probe": "http://127.0.0.1:9/x"}),
+                     escrow=escrow, state=MemState())

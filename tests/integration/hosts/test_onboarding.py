@@ -15,66 +15,22 @@ from pathlib import Path
 import boto3
 import git
 import pytest
-from integration.hosts.hostsandbox import BUCKET, REGION, HostWorld
+from integration.hosts.hostsandbox import (
+    BUCKET,
+    REGION,
+    HostWorld,
+    act,
+    kit_fingerprint,
+    onboard,
+    run_action,
+)
 from unit.hosts.hostworld import KIT_DATE, grep_tree
 
-from flipgitops.adapters import kit_listing
-from flipgitops.engine.executors import Outcome, executor_for
-from flipgitops.model.actions import (
-    Action,
-    ActionKind,
-    DeliverFlKitParams,
-    DeployReleaseParams,
-    ProvisionParams,
-    StartStackParams,
-    VerifyParams,
-    WriteKitFileParams,
-)
+from flipgitops.model.actions import ActionKind, DeliverFlKitParams, WriteKitFileParams
 from flipgitops.sandbox.flip import kits as standin_kits
 from flipgitops.sandbox.flip.daemon import Daemon, recorded_environment
 
 K = ActionKind
-
-
-def act(kind: ActionKind, target: str, params: object) -> Action:
-    return Action(id=f"{kind}:{target}", kind=kind, target=target, params=params)
-
-
-def run(world: HostWorld, action: Action, **ctx: object) -> Outcome:
-    outcome = executor_for(action.kind).run(world.ctx(**ctx), [action])[action.id]  # type: ignore[arg-type]
-    return outcome
-
-
-def kit_fingerprint(world: HostWorld, slot: str = "Trust_1") -> str:
-    """The slot's fingerprint as the plan has it (the bucket listing, kit_listing.py)."""
-    s3 = boto3.client("s3", endpoint_url=world.hub.moto_url, region_name=REGION)
-    objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=kit_listing.listing_prefix(
-        "nvflare", KIT_DATE))["Contents"]
-    found, _ = kit_listing.slices("nvflare", KIT_DATE, objects, [slot])
-    fingerprint = found[slot].fingerprint
-    assert fingerprint is not None
-    return fingerprint
-
-
-def onboard(world: HostWorld, trust: str = "Trust_1") -> dict[str, Outcome]:
-    tag = world.manifest.flip.ref
-    commit = world.checkout.tags[tag]
-    steps = [
-        act(K.HOST_PROVISION, trust, ProvisionParams(flip_root="x", slot_number=1)),
-        act(K.HOST_DEPLOY_RELEASE, trust, DeployReleaseParams(ref=tag, commit=commit)),
-        act(K.HOST_WRITE_KIT_FILE, trust, WriteKitFileParams(credentials_generation=1)),
-        act(K.HOST_DELIVER_FL_KIT, trust, DeliverFlKitParams(
-            date=KIT_DATE, slot="Trust_1", slot_number=1, backend="nvflare",
-            source_fingerprint=kit_fingerprint(world))),
-        act(K.HOST_START_STACK, trust, StartStackParams(project="trust1", hub_tag="v2.3.0",
-                                                        fl_tag="v2.3.0")),
-        act(K.HOST_VERIFY, trust, VerifyParams(expect_trust=trust)),
-    ]
-    out = {}
-    for action in steps:
-        out[str(action.kind)] = outcome = run(world, action)
-        assert outcome.ok, f"{action.kind}: {outcome.message}"
-    return out
 
 
 def tracked_trust_files(checkout: Path, ref: str) -> dict[str, bytes]:
@@ -155,7 +111,7 @@ def test_a_kit_naming_another_slot_is_refused_before_the_host_changes(
     keep = net1 / "services" / "Trust_1" / "startup" / "client.key"
     keep.parent.mkdir(parents=True)
     keep.write_text("the kit in use\n")
-    outcome = run(world, act(K.HOST_DELIVER_FL_KIT, "Trust_1", DeliverFlKitParams(
+    outcome = run_action(world, act(K.HOST_DELIVER_FL_KIT, "Trust_1", DeliverFlKitParams(
         date=KIT_DATE, slot="Trust_1", slot_number=1, backend="nvflare",
         source_fingerprint=kit_fingerprint(world))))
     assert not outcome.ok
@@ -170,7 +126,7 @@ def test_dry_run_contacts_no_host_and_escrows_nothing(host_world: HostWorld) -> 
     from flipgitops.engine.ports_hosts import dry_run_hosts
 
     world.hosts = dry_run_hosts(world.hosts)  # type: ignore[assignment]
-    outcome = run(world, act(K.HOST_WRITE_KIT_FILE, "Trust_1",
+    outcome = run_action(world, act(K.HOST_WRITE_KIT_FILE, "Trust_1",
                              WriteKitFileParams(credentials_generation=1)), dry_run=True)
     assert outcome.ok and outcome.changed and "would" in outcome.message
     assert world.escrow.writes == [] and not world.flip_root().exists()

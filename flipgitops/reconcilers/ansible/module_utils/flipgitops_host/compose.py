@@ -38,6 +38,25 @@ def run(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | No
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def run_all(commands: Mapping[str, tuple[Sequence[str], Mapping[str, str] | None, str | None]],
+            timeout: float = TIMEOUT_SECONDS) -> dict[str, tuple[int, str, str]]:
+    """Independent read-only commands at once (facts): the wall time of the slowest."""
+    import threading
+
+    results: dict[str, tuple[int, str, str]] = {}
+
+    def one(name: str) -> None:
+        argv, env, cwd = commands[name]
+        results[name] = run(argv, env=env, cwd=cwd, timeout=timeout)
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in commands]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:MAX_ERROR_LINE] if lines else ""
@@ -90,8 +109,9 @@ def config_hashes(text: str) -> dict[str, str]:
     return out
 
 
-def trust_api_evidence(log: str, lines: Mapping[str, str]) -> dict[str, Any]:
-    """What trust-api said since its last start (FLIP's task_poller.py lines).
+def trust_api_evidence(log: str, lines: Mapping[str, str]) -> tuple[dict[str, Any], bool]:
+    """What trust-api said since its last start (FLIP's task_poller.py lines), and whether
+    the hub rejected it after it authenticated (a key revoked or rotated under it).
 
     ``lines``: `starting`, `authenticated`, `unauthorized`, `heartbeat_rejected` (the fixed
     text of each line, from the controller). Lines before the last `starting` belong to an
@@ -105,6 +125,7 @@ def trust_api_evidence(log: str, lines: Mapping[str, str]) -> dict[str, Any]:
                       + r" ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") \(([^)]*)\)\.")
     out: dict[str, Any] = {"authenticated_as": None, "trust_id": None, "unauthorized": False,
                            "heartbeat_rejected": False, "last_error": None}
+    rejected_after_auth = False
     for line in entries:
         match = auth.search(line)
         if match:
@@ -114,10 +135,11 @@ def trust_api_evidence(log: str, lines: Mapping[str, str]) -> dict[str, Any]:
                 name = match.group(1)[1:-1]
             out["authenticated_as"] = str(name)
             out["trust_id"] = match.group(2)
-        elif lines["unauthorized"] in line:
-            out["unauthorized"] = True
-            out["last_error"] = line[line.index(lines["unauthorized"]):][:MAX_ERROR_LINE]
-        elif lines["heartbeat_rejected"] in line:
-            out["heartbeat_rejected"] = True
-            out["last_error"] = line[line.index(lines["heartbeat_rejected"]):][:MAX_ERROR_LINE]
-    return out
+            rejected_after_auth = False
+            continue
+        for key in ("unauthorized", "heartbeat_rejected"):
+            if lines[key] in line:
+                out[key] = True
+                out["last_error"] = line[line.index(lines[key]):][:MAX_ERROR_LINE]
+                rejected_after_auth = out["authenticated_as"] is not None
+    return out, rejected_after_auth

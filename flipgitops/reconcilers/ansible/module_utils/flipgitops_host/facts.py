@@ -117,32 +117,43 @@ def fl_kit_facts(spec: Mapping[str, Any], values: Mapping[str, str]) -> dict[str
 
 def stack_facts(spec: Mapping[str, Any], values: Mapping[str, str] | None,
                 facts: dict[str, Any]) -> None:
+    """The container CLI's view, every command at once (each one is a process start)."""
     docker = list(spec["docker"])
-    rc, out, _ = compose.run([*docker, "version"], timeout=60)
-    facts["docker_present"] = rc == 0
-    if rc != 0:
+    trust_dir = spec["trust_dir"]
+    commands: dict[str, Any] = {
+        "info": ([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"], None, None),
+        "compose": ([*docker, "compose", "version"], None, None),
+    }
+    inv = None
+    if values is not None:
+        recipe = spec["recipe"]
+        try:
+            override = os.path.isfile(os.path.join(trust_dir, recipe["trust1_override"]["file"]))
+            inv = stack.invocation(values, recipe, action="inspect", override_present=override,
+                                   docker_gid=os.getgid())
+        except stack.StackError as exc:
+            facts["reason"] = str(exc)
+    if inv is not None:
+        commands["network"] = ([*docker, "network", "inspect", inv["network"]], None, None)
+        if os.path.isdir(trust_dir):
+            env, argv = inv["env"], inv["argv"]
+            commands["ps"] = ([*argv, "ps", "--format", "json", "-a"], env, trust_dir)
+            commands["config"] = ([*argv, "config", "--hash", "*"], env, trust_dir)
+            commands["logs"] = ([*argv, "logs", "--no-color", "--no-log-prefix",
+                                 spec["trust_api_service"]], env, trust_dir)
+    got = compose.run_all(commands)
+    rc, out, _ = got["info"]
+    facts["docker_present"] = rc == 0  # the CLI runs and reaches its daemon
+    if not facts["docker_present"]:
         return
-    facts["compose_present"] = compose.run([*docker, "compose", "version"], timeout=60)[0] == 0
-    rc, out, _ = compose.run([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"],
-                             timeout=60)
-    facts["swarm_active"] = rc == 0 and out.strip() == "active"
-    if values is None or not facts["compose_present"]:
+    facts["swarm_active"] = out.strip() == "active"
+    facts["compose_present"] = got["compose"][0] == 0
+    if inv is None:
         return
-    recipe = spec["recipe"]
-    try:
-        override = os.path.isfile(os.path.join(spec["trust_dir"],
-                                               recipe["trust1_override"]["file"]))
-        inv = stack.invocation(values, recipe, action="inspect", override_present=override,
-                               docker_gid=os.getgid())
-    except stack.StackError as exc:
-        facts["reason"] = str(exc)
+    facts["network_present"] = got["network"][0] == 0
+    if "ps" not in got:
         return
-    facts["network_present"] = compose.run(
-        [*docker, "network", "inspect", inv["network"]], timeout=60)[0] == 0
-    if not os.path.isdir(spec["trust_dir"]):
-        return
-    rc, out, err = compose.run([*inv["argv"], "ps", "--format", "json", "-a"], env=inv["env"],
-                               cwd=spec["trust_dir"])
+    rc, out, err = got["ps"]
     if rc != 0:
         facts["reason"] = "compose ps failed: " + compose.last_line(err)
         return
@@ -154,18 +165,14 @@ def stack_facts(spec: Mapping[str, Any], values: Mapping[str, str] | None,
     facts["containers"] = found
     if found:
         facts["project"] = inv["project"]
-    rc, out, err = compose.run([*inv["argv"], "config", "--hash", "*"], env=inv["env"],
-                               cwd=spec["trust_dir"])
+    rc, out, err = got["config"]
     if rc == 0:
         facts["expected_config"] = compose.config_hashes(out)
     elif not facts.get("reason"):
         facts["reason"] = "compose config failed: " + compose.last_line(err)
-    if any(c["service"] == spec["trust_api_service"] for c in found):
-        rc, out, _ = compose.run([*inv["argv"], "logs", "--no-color", "--no-log-prefix",
-                                  spec["trust_api_service"]], env=inv["env"],
-                                 cwd=spec["trust_dir"])
-        if rc == 0:
-            facts["trust_api"] = compose.trust_api_evidence(out, spec["log_lines"])
+    rc, out, _ = got["logs"]
+    if rc == 0 and any(c["service"] == spec["trust_api_service"] for c in found):
+        facts["trust_api"] = compose.trust_api_evidence(out, spec["log_lines"])[0]
 
 
 def _address(endpoint: str, resolve: Mapping[str, str]) -> tuple[str, int] | None:

@@ -370,9 +370,10 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
         running = any(str(r.get("State", "")).lower() == "running" for r in rows)
         rc, out, _ = compose.run([*inv["argv"], "logs", "--no-color", "--no-log-prefix",
                                     service], env=inv["env"], cwd=spec["trust_dir"], timeout=60)
-        evidence = compose.trust_api_evidence(out if rc == 0 else "", spec["log_lines"])
+        evidence, rejected = compose.trust_api_evidence(out if rc == 0 else "",
+                                                        spec["log_lines"])
         name = evidence["authenticated_as"]
-        if name == want and running:
+        if name == want and running and not rejected:
             return False, f"trust-api authenticated to the hub as {name!r} ({evidence['trust_id']})"
         if name and name != want:
             raise StepError(f"trust-api authenticated to the hub as {name!r}, not {want!r}: "
