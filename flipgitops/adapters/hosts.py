@@ -407,7 +407,6 @@ def _runner_env(prepared: Mapping[str, str], root: Path, pdd: Path,
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "True",
-        "PYTHONDONTWRITEBYTECODE": "1",
         **channel.env,
     })
     return env

@@ -20,6 +20,7 @@ FLIP facts used here that `model/flip.py` does not (yet) hold, with their source
 from __future__ import annotations
 
 import base64
+import posixpath
 import shlex
 import zlib
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ from flipgitops.engine.ports_hosts import (
 from flipgitops.model.actions import ActionKind
 from flipgitops.model.flip import (
     COMMON_COMPOSE_FILE,
+    FL_CLIENT_SERVICE,
     FL_KIT_OWNER_UID,
     FL_KIT_SUBDIR,
     GPU_COMPOSE_FILE,
@@ -129,6 +131,12 @@ def flip_root(target: HostTarget) -> str:
     return root.rstrip("/") or "/"
 
 
+def host_path(root: str, value: str) -> str:
+    """A kit-file path as compose and Make read it: relative ones are relative to the
+    project directory `<flip_root>/trust` (FLIP's template ships `./data/trust`)."""
+    return posixpath.normpath(posixpath.join(f"{root}/trust", value))
+
+
 def docker_argv(target: HostTarget) -> list[str]:
     try:
         words = shlex.split(target.host.docker)
@@ -188,6 +196,7 @@ def base_spec(target: HostTarget) -> dict[str, Any]:
         "kitfile": kitfile_cfg(),
         "app_owner": app_owner(target),
         "trust_api_service": TRUST_API_SERVICE,
+        "fl_client_service": FL_CLIENT_SERVICE,
     }
 
 
@@ -221,6 +230,8 @@ def provision_dirs(root: str, profile: Mapping[str, str], backend: str,
     """[path, mode, owner, group] in creation order: FLIP's flip_trust_dirs and the
     flip_fl_kit precreate of FL_KIT_DIR, rebased on flip_root and the kit file's dirs."""
     fl = str(FL_KIT_OWNER_UID)
+    profile = {k: host_path(root, v) if k.endswith(("_DIR", "_VOLUME")) and "/" in v else v
+               for k, v in profile.items()}
     dirs: list[list[Any]] = [
         [root, "0755", owner, None],
         [f"{root}/trust", "0755", owner, None],
@@ -289,7 +300,8 @@ def module_call(kind: ActionKind, target: HostTarget, step: StepInput
         kit = step.kit
         group = str(FLOWER_CLIENT_GID) if kit.backend == "flower" else None
         spec.update(
-            fl_kit_dir=step.fl_kit_dir, runtime=list(FL_RUNTIME_PATHS),
+            fl_kit_dir=host_path(spec["flip_root"], step.fl_kit_dir),
+            runtime=list(FL_RUNTIME_PATHS),
             owner=str(FL_KIT_OWNER_UID), group=group, dirs=list(kit.dirs),
             record={"date": kit.date, "slot": kit.slot, "slot_number": kit.slot_number,
                     "backend": kit.backend, "source_fingerprint": kit.fingerprint,

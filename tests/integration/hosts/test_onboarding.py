@@ -20,15 +20,24 @@ from integration.hosts.hostsandbox import (
     REGION,
     HostWorld,
     act,
+    bare_world,
     kit_fingerprint,
     onboard,
     run_action,
 )
 from unit.hosts.hostworld import KIT_DATE, grep_tree
 
-from flipgitops.model.actions import ActionKind, DeliverFlKitParams, WriteKitFileParams
+from flipgitops.adapters import kit_listing
+from flipgitops.adapters.kit_source import S3KitSource
+from flipgitops.model.actions import (
+    ActionKind,
+    DeliverFlKitParams,
+    StartStackParams,
+    WriteKitFileParams,
+)
 from flipgitops.sandbox.flip import kits as standin_kits
 from flipgitops.sandbox.flip.daemon import Daemon, recorded_environment
+from flipgitops.sandbox.moto_server import MotoServer
 
 K = ActionKind
 
@@ -97,9 +106,36 @@ def test_onboarding_runs_flips_stack_with_flips_kit(host_world: HostWorld, clean
     assert [n for n in os.listdir("/tmp") if n.startswith(f"flipgitops-ansible-{os.getpid()}-")] \
         == []
 
+    # No process holds a secret in its argv (trust-api's get theirs in the environment).
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert not [s for s in world.secrets() if s.encode() in cmdline]
+
     # A second pass changes nothing.
     again = onboard(world)
     assert not any(o.changed for o in again.values()), {k: o.message for k, o in again.items()}
+
+    # A new kit in the bucket: redelivered, and the FL client (which mounted the old,
+    # wiped directories) is recreated on it; trust-api is left alone.
+    ids = {s: c["id"] for s, c in Daemon(world.daemon_dir()).project("trust1")[
+        "containers"].items()}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}startup/client.crt", Body=b"a new certificate\n")
+    outcome = run_action(world, act(K.HOST_DELIVER_FL_KIT, "Trust_1", DeliverFlKitParams(
+        date=KIT_DATE, slot="Trust_1", slot_number=1, backend="nvflare",
+        source_fingerprint=kit_fingerprint(world))))
+    assert outcome.ok and outcome.changed, outcome.message
+    assert (slot / "startup" / "client.crt").read_bytes() == b"a new certificate\n"
+    outcome = run_action(world, act(K.HOST_START_STACK, "Trust_1", StartStackParams(
+        project="trust1", hub_tag="v2.3.0", fl_tag="v2.3.0")))
+    assert outcome.ok and "FL client recreated" in outcome.message, outcome.message
+    now = {s: c["id"] for s, c in Daemon(world.daemon_dir()).project("trust1")[
+        "containers"].items()}
+    assert now["fl-client-net-1"] != ids["fl-client-net-1"]
+    assert now["trust-api"] == ids["trust-api"]
 
 
 def test_a_kit_naming_another_slot_is_refused_before_the_host_changes(
@@ -130,3 +166,27 @@ def test_dry_run_contacts_no_host_and_escrows_nothing(host_world: HostWorld) -> 
                              WriteKitFileParams(credentials_generation=1)), dry_run=True)
     assert outcome.ok and outcome.changed and "would" in outcome.message
     assert world.escrow.writes == [] and not world.flip_root().exists()
+
+
+def test_a_flower_kit_lands_as_flip_lays_it_out(tmp_path: Path, moto: MotoServer) -> None:
+    world = bare_world(tmp_path, backend="flower")
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    standin_kits.write_flower_kits(s3, BUCKET, KIT_DATE, 3)
+    world.kits = S3KitSource(s3)
+    net1 = world.flip_root() / "fl-kit" / "net-1"
+    (net1 / "keys").mkdir(parents=True)
+    (net1 / "keys" / "supernode_credentials_3").write_text("another trust's key\n")
+    objects = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    found, _ = kit_listing.slices("flower", KIT_DATE, objects, ["Trust_1"])
+    outcome = run_action(world, act(K.HOST_DELIVER_FL_KIT, "Trust_1", DeliverFlKitParams(
+        date=KIT_DATE, slot="Trust_1", slot_number=1, backend="flower",
+        source_fingerprint=found["Trust_1"].fingerprint or "")))
+    assert outcome.ok and outcome.changed, outcome.message
+    files = sorted(str(p.relative_to(net1)) for p in net1.rglob("*") if p.is_file())
+    assert files == ["certificates/ca.crt", "keys/supernode_credentials_1"]
+    creds = net1 / "keys" / "supernode_credentials_1"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o640
+    if os.geteuid() == 0:  # owner 1000, group of FLIP's Flower client (49999)
+        assert (creds.stat().st_uid, creds.stat().st_gid) == (1000, 49999)
+    assert world.state.ledger.delivered_kits == {"Trust_1": found["Trust_1"].fingerprint}

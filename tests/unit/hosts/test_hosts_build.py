@@ -143,3 +143,17 @@ def test_facts_spec_uses_the_endpoint_overrides(tmp_path: Path) -> None:
     assert spec["endpoints"]["egress_probe"] == "http://127.0.0.1:1/{trust}"
     assert build.facts_spec(target, {})["endpoints"]["egress_probe"] == \
         build.DEFAULT_EGRESS_PROBE
+
+
+def test_relative_kit_paths_are_relative_to_the_trust_dir_like_compose(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    dirs = [d[0] for d in build.provision_dirs("/opt/flip", {
+        "BASE_IMAGES_DOWNLOAD_DIR": "./data/trust", "FL_KIT_DIR": "../kits",
+        "LOKI_DATA_VOLUME": "trust-local-loki-data"}, "nvflare", None)]
+    assert "/opt/flip/trust/data/trust" in dirs and "/opt/flip/kits" in dirs
+    assert not any(d.startswith(("./", "../")) or not d.startswith("/") for d in dirs)
+    kit = FlKitSlice(backend="nvflare", date="d", slot="Trust_1", slot_number=1, source="s",
+                     fingerprint="f", files=())
+    _, spec, _ = build.module_call(ActionKind.HOST_DELIVER_FL_KIT, target,
+                                   FlKitInput(kit=kit, fl_kit_dir="fl-kit"))
+    assert spec["fl_kit_dir"] == f"{build.flip_root(target)}/trust/fl-kit"

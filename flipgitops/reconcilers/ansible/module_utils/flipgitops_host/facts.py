@@ -94,7 +94,8 @@ def release_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def fl_kit_facts(spec: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
     cfg = spec["fl_kit"]
-    kit_dir = values.get("FL_KIT_DIR") or cfg["default_dir"]
+    # compose reads relative paths from the project directory, <flip_root>/trust
+    kit_dir = os.path.join(spec["trust_dir"], values.get("FL_KIT_DIR") or cfg["default_dir"])
     net1 = os.path.join(kit_dir, "net-1")
     out: dict[str, Any] = {"present": os.path.isdir(net1) and bool(os.listdir(net1))}
     record = read_json(os.path.join(spec["state_dir"], "fl-kit.json")) or {}

@@ -41,8 +41,16 @@ def _chown(path_or_fd: str | int, uid: int | None, gid: int | None) -> None:
         os.lchown(path_or_fd, u, g)
 
 
+def _absolute(path: str) -> None:
+    """Modules run in whatever directory Ansible chose: a relative path would land there."""
+    if not os.path.isabs(path):
+        raise HostFileError(f"refusing the relative path {path!r}: flipgitops writes absolute "
+                            "paths only")
+
+
 def ensure_dir(path: str, mode: int, uid: int | None = None, gid: int | None = None) -> bool:
     """`file: state=directory mode=… owner=…` for one path (parents made 0755 as needed)."""
+    _absolute(path)
     changed = False
     try:
         if not os.path.isdir(path):
@@ -77,6 +85,7 @@ def read_bytes(path: str) -> bytes | None:
 def write_secure(path: str, data: bytes, mode: int = 0o600,
                  uid: int | None = None, gid: int | None = None) -> None:
     """FLIP's write_secure: the mode is set before a byte of the new content is written."""
+    _absolute(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), mode)
     except OSError as exc:
@@ -98,6 +107,7 @@ def write_secure(path: str, data: bytes, mode: int = 0o600,
 def atomic_write(path: str, data: bytes, mode: int,
                  uid: int | None = None, gid: int | None = None) -> None:
     """Write beside the target (created at ``mode``) and rename over it."""
+    _absolute(path)
     directory = os.path.dirname(path) or "."
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".flipgitops-")

@@ -318,8 +318,52 @@ def start_stack(spec: Mapping[str, Any]) -> tuple[bool, str]:
     if rc != 0:
         raise StepError(scrub(f"`docker compose … -p {inv['project']} up` failed: "
                               f"{compose.last_line(err)}", secrets))
+    recreated = _refresh_fl_client(spec, inv, secrets)
     after = _snapshot(inv, spec["trust_dir"])
-    return before != after, f"project {inv['project']} is up"
+    note = " (FL client recreated on its new kit)" if recreated else ""
+    return before != after, f"project {inv['project']} is up{note}"
+
+
+def _created(text: str) -> float | None:
+    """`CreatedAt` of `ps --format json` (`2025-06-01 10:00:00 +0000 UTC`), epoch seconds."""
+    import datetime
+
+    try:
+        return datetime.datetime.strptime(text[:25], "%Y-%m-%d %H:%M:%S %z").timestamp()
+    except ValueError:
+        return None
+
+
+def _refresh_fl_client(spec: Mapping[str, Any], inv: Mapping[str, Any],
+                       secrets: list[str]) -> bool:
+    """deliver_fl_kit wipes and rewrites net-1 (FLIP's semantics), so an FL client created
+    before that delivery still mounts the deleted directories, and compose sees no change to
+    recreate it for. Recreate that one service then (`up -d --no-deps --force-recreate`)."""
+    import calendar
+
+    record = facts.read_json(os.path.join(spec["state_dir"], "fl-kit.json")) or {}
+    try:
+        delivered = calendar.timegm(time.strptime(str(record.get("delivered_at")),
+                                                  "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return False
+    service = spec["fl_client_service"]
+    prefix = inv["argv"][:inv["argv"].index("-p") + 2]
+    rc, out, _ = compose.run([*prefix, "ps", "--format", "json", "-a", service],
+                             env=inv["env"], cwd=spec["trust_dir"])
+    try:
+        rows = compose.json_rows(out) if rc == 0 else []
+    except ValueError:
+        rows = []
+    created = [_created(str(r.get("CreatedAt", ""))) for r in rows]
+    if not any(c is not None and c < delivered for c in created):
+        return False
+    rc, _, err = compose.run([*prefix, "up", "-d", "--no-deps", "--force-recreate", service],
+                             env=inv["env"], cwd=spec["trust_dir"])
+    if rc != 0:
+        raise StepError(scrub(f"recreating {service} on its new FL kit failed: "
+                              f"{compose.last_line(err)}", secrets))
+    return True
 
 
 def stop_stack(spec: Mapping[str, Any]) -> tuple[bool, str]:
