@@ -20,6 +20,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_an_unreachable_ssh_host_is_unknown_and_the_other_host_is_observed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     world = bare_world(tmp_path)

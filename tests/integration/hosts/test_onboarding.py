@@ -60,6 +60,7 @@ def test_onboarding_runs_flips_stack_with_flips_kit(host_world: HostWorld, clean
     stray.write_text("left over\n")
 
     outcomes = onboard(world)
+    assert world.escrow.writes == ["Trust_1"]  # trust-local credentials minted and escrowed
     print("\nmodule invocations per host per onboarding:", world.hosts.module_invocations)
     assert world.hosts.module_invocations == {"Trust_1": 6}
     assert all(o.changed for k, o in outcomes.items() if k != "host.verify")
@@ -118,6 +119,7 @@ def test_onboarding_runs_flips_stack_with_flips_kit(host_world: HostWorld, clean
     # A second pass changes nothing.
     again = onboard(world)
     assert not any(o.changed for o in again.values()), {k: o.message for k, o in again.items()}
+    assert world.escrow.writes == ["Trust_1"]  # minted once
 
     # A new kit in the bucket: redelivered, and the FL client (which mounted the old,
     # wiped directories) is recreated on it; trust-api is left alone.

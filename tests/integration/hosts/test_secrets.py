@@ -188,3 +188,22 @@ def test_the_runner_environment_carries_no_aws_credentials(
     assert not [k for k in env if k.startswith("AWS_")]
     assert env["ANSIBLE_STDOUT_CALLBACK"] == "awx_display"
     assert env["ANSIBLE_PIPELINING"] == "True"
+
+
+def test_referenced_credentials_are_resolved_and_the_rest_minted_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = secrets.token_urlsafe(24)
+    monkeypatch.setenv("TRUST_1_OMOP", value)
+    world = bare_world(tmp_path)
+    trust = world.manifest.trusts[0].model_copy(
+        update={"credentials": {"OMOP_POSTGRES_PASSWORD": "env:TRUST_1_OMOP"}})
+    world.manifest = world.manifest.model_copy(update={"trusts": [trust]})
+    outcome = run_action(world, act(K.HOST_WRITE_KIT_FILE, "Trust_1",
+                                    WriteKitFileParams(credentials_generation=1)))
+    assert outcome.ok, outcome.message
+    text = (world.flip_root() / "trust" / ".env.C1X.production").read_text()
+    assert f"OMOP_POSTGRES_PASSWORD={value}\n" in text
+    minted = world.escrow.local["Trust_1"].values
+    assert "OMOP_POSTGRES_PASSWORD" not in minted and len(minted) == 9
+    for key, secret in minted.items():
+        assert f"{key}={secret.get_secret_value()}\n" in text
