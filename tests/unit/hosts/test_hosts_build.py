@@ -157,3 +157,19 @@ def test_relative_kit_paths_are_relative_to_the_trust_dir_like_compose(tmp_path:
     _, spec, _ = build.module_call(ActionKind.HOST_DELIVER_FL_KIT, target,
                                    FlKitInput(kit=kit, fl_kit_dir="fl-kit"))
     assert spec["fl_kit_dir"] == f"{build.flip_root(target)}/trust/fl-kit"
+
+
+def test_endpoint_overrides_come_from_flipgitops_endpoints(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from flipgitops.adapters.hosts import host_endpoints
+    from flipgitops.errors import HostError
+
+    monkeypatch.delenv("FLIPGITOPS_ENDPOINTS", raising=False)
+    assert host_endpoints() == {"resolve": {}, "egress_probe": None}
+    monkeypatch.setenv("FLIPGITOPS_ENDPOINTS", json.dumps({
+        "resolve": {"app.flip.example.org:443": "127.0.0.1:8123"},
+        "egress_probe": "http://127.0.0.1:8123/sandbox/egress/{trust}"}))
+    assert host_endpoints()["resolve"] == {"app.flip.example.org:443": "127.0.0.1:8123"}
+    monkeypatch.setenv("FLIPGITOPS_ENDPOINTS", "{not json")
+    with pytest.raises(HostError, match="FLIPGITOPS_ENDPOINTS"):
+        host_endpoints()
