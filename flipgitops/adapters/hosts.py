@@ -1,229 +1,424 @@
-"""Trust hosts through Ansible: gather facts and run host actions (DESIGN §4, §5).
+"""Trust hosts through Ansible (ansible-runner): facts and host steps, one run per call.
 
-Each call is ONE ansible-runner run over every host it is given (one inventory host per
-trust, forks = hosts, capped), so ten trusts cost about the wall time of one, and a host that
-fails or cannot be reached only fails itself.
+Each call is ONE run over every host it is given (one inventory host per trust, forks =
+hosts, capped), so ten trusts cost about the wall time of one, and a host that fails or
+cannot be reached fails alone. Each host step is one module invocation per host.
 
-Secrets: keys for ``host.deliver`` go into a 0600 ``host_vars`` file inside a fresh 0700
-private data dir; tasks that use them are ``no_log``. Events are read in memory and never
-written to disk, output files are suppressed, and the whole private data dir (which also records
-the process environment) is deleted when the run ends. Facts come back as sha256 hex computed on
-the host by ``reconcilers/ansible/library/flip_host_facts.py``.
+Secrets never touch the controller's disk and nothing is ever templated:
+- module arguments (every manifest value, the kit file, the FL kit's keys) and the sudo
+  password are served in memory over the run's channel (`hosts_channel.py`) to the
+  `flipgitops_step` action plugin, which passes them to the module as Python data; Ansible
+  pipes them to the host's interpreter over stdin (pipelining), and `no_log` tasks keep
+  them out of Ansible's events;
+- the inventory holds connection facts only, each `!unsafe`; an ssh key given as key
+  material lives in a memfd (RAM) reached through /proc, never in a file;
+- the runner's environment is built here from a short list (no AWS credentials: the
+  runner writes its environment into `artifacts/*/command`);
+- events stay in memory and the whole private dir is deleted when the run ends; a run
+  SIGKILLed leaves a dir holding no secret, and the next run removes it.
+
+ansible-runner's own signal handlers are never installed (we pass the cancel callback);
+while a run is in flight SIGINT/SIGTERM cancel it, and the previous handlers are restored
+and then called once it has stopped.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-import ansible_runner
+from pydantic import SecretStr, ValidationError
 
+from flipgitops.adapters import hosts_build as build
+from flipgitops.adapters.endpoints import EndpointsError, endpoints_from_env
+from flipgitops.adapters.hosts_channel import ChannelServer
 from flipgitops.adapters.secret_refs import SecretRefs
+from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask
 from flipgitops.errors import AdapterError, HostError
-from flipgitops.model.manifest import Host
+from flipgitops.model.actions import KINDS, ActionKind
+from flipgitops.model.flip import image_tag
 from flipgitops.model.observed import ObservedContainer, ObservedHost
-from flipgitops.model.plan import ActionKind
+from flipgitops.reconcilers import ansible as content
 
 log = logging.getLogger(__name__)
 
-ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "reconcilers" / "ansible"
 MAX_FORKS = 20
-RUN_TIMEOUT_SECONDS = 1800
-SSH_CONNECT_TIMEOUT_SECONDS = 10
-
-PLAYBOOKS = {
-    ActionKind.HOST_PROVISION: "provision.yml",
-    ActionKind.HOST_DELIVER: "deliver.yml",
-    ActionKind.HOST_START_STACK: "start_stack.yml",
-    ActionKind.HOST_STOP_STACK: "stop_stack.yml",
-    ActionKind.HOST_RESTART_TRUST_API: "restart_trust_api.yml",
-    ActionKind.HOST_VERIFY_POLLING: "verify_polling.yml",
-}
-FACTS_PLAYBOOK = "facts.yml"
-FACTS_TASK = "flipgitops facts"
-
-# Non-secret vars each kind's playbook reads (kinds not listed need none).
-_SETTINGS = ("trust_name", "hub_url", "registry", "docker_tag", "docker_fl_tag", "fl_backend")
-REQUIRED_VARS: dict[str, tuple[str, ...]] = {
-    ActionKind.HOST_DELIVER: _SETTINGS,
-    ActionKind.HOST_START_STACK: (*_SETTINGS, "services"),
-}
-SECRET_KEYS = frozenset({"trust_api_key", "aes_key_base64"})
-
-
-@dataclass(frozen=True)
-class HostTarget:
-    """One trust's host, as the manifest declares it."""
-
-    trust: str
-    host: Host
-    fl_kit_slot: str
-    region: str | None = None  # where ssm:/secretsmanager: ssh_key references live
-
-
-@dataclass(frozen=True)
-class HostTask:
-    """One host's share of an action. ``secrets`` (trust_api_key, aes_key_base64) is only
-    used by host.deliver and is never logged, returned or left on disk."""
-
-    target: HostTarget
-    vars: dict[str, Any]
-    secrets: dict[str, str] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
-class HostResult:
-    trust: str
-    ok: bool
-    changed: bool
-    message: str  # never contains a secret
-
-
-# -- public API ------------------------------------------------------------------------------
-
-
-def gather_facts(targets: list[HostTarget], *, base_dir: Path) -> dict[str, ObservedHost]:
-    """Facts of every target host, keyed by trust; an unreachable host is ``reachable=False``.
-
-    ``base_dir`` (the manifest's directory) anchors relative ``flip_root``/``docker`` paths of
-    local hosts and relative ssh key paths.
-    """
-    tasks = [HostTask(target=t, vars={}) for t in targets]
-    outcomes = _run(
-        FACTS_PLAYBOOK, tasks, base_dir=base_dir, check=False, wanted={FACTS_TASK}, secrets=False
-    )
-    return {trust: _observed(trust, outcome) for trust, outcome in outcomes.items()}
-
-
-def run_host_action(
-    kind: str, tasks: list[HostTask], *, base_dir: Path, check: bool = False
-) -> dict[str, HostResult]:
-    """Run one ``host.*`` action on every task's host at once; one result per trust.
-
-    ``check=True`` is Ansible check mode: it reports what would change and changes nothing.
-    """
-    if kind not in PLAYBOOKS:
-        raise HostError(f"{kind!r} is not a host action (expected one of {sorted(PLAYBOOKS)})")
-    results: dict[str, HostResult] = {}
-    runnable: list[HostTask] = []
-    for task in tasks:
-        problem = _task_problem(kind, task)
-        if problem:
-            results[task.target.trust] = HostResult(task.target.trust, False, False, problem)
-        else:
-            runnable.append(task)
-    secrets = [v for t in tasks for v in t.secrets.values() if v]
-    # Only host.deliver needs the keys; other kinds never get them onto disk at all.
-    with_secrets = kind == ActionKind.HOST_DELIVER
-    outcomes = _run(
-        PLAYBOOKS[kind], runnable, base_dir=base_dir, check=check, wanted=set(),
-        secrets=with_secrets,
-    )
-    for trust, outcome in outcomes.items():
-        results[trust] = _result(kind, trust, outcome, check=check, secrets=secrets)
-    return results
-
-
-# -- one ansible-runner run ------------------------------------------------------------------
+RUN_TIMEOUT_SECONDS = 3600
+PRIVATE_PREFIX = "flipgitops-ansible-"
+_PRIVATE_RE = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d+)-")
+# The environment the runner (and so Ansible and its modules on local hosts) gets from us.
+_PASS_ENV = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TERM")
 
 
 @dataclass
 class _Outcome:
-    """What the events said about one host."""
+    """What the events and the channel said about one host."""
 
     unreachable: str | None = None
     failed: str | None = None
     changed: bool = False
     finished: bool = False
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: dict[str, Any] | None = None  # what the action plugin put on the channel
 
 
-def _run(
-    playbook: str,
-    tasks: list[HostTask],
-    *,
-    base_dir: Path,
-    check: bool,
-    wanted: set[str],
-    secrets: bool,
-) -> dict[str, _Outcome]:
-    trusts = [t.target.trust for t in tasks]
-    if len(set(trusts)) != len(trusts):
-        raise HostError("two host tasks name the same trust; one run handles each host once")
-    outcomes = {trust: _Outcome() for trust in trusts}
-    if not tasks:
-        return outcomes
-    pdd = Path(tempfile.mkdtemp(prefix="flipgitops-ansible-"))
-    control_dir = Path(tempfile.mkdtemp(prefix="fg-ssh-", dir=_short_tmp()))
+@dataclass
+class _Call:
+    target: HostTarget
+    module: str
+    spec: dict[str, Any]
+    secret: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def host_endpoints() -> dict[str, Any]:
+    """What hosts need of FLIPGITOPS_ENDPOINTS (adapters/endpoints.py parses it): `resolve`
+    ("host:port" or "host" -> address) and the `egress_probe` URL template."""
     try:
-        inventory = _write_inventory(pdd, tasks, base_dir, outcomes, secrets=secrets)
-        hosts = [t for t in trusts if outcomes[t].unreachable is None]
-        if hosts:
-            _execute(pdd, control_dir, playbook, inventory, len(hosts), check, wanted, outcomes)
+        found = endpoints_from_env()
+    except EndpointsError as exc:
+        raise HostError(str(exc)) from None
+    return {"resolve": dict(found.resolve), "egress_probe": found.egress_probe}
+
+
+class AnsibleHosts:
+    """The HostPort on real hosts (ssh with become) and local ones (sandbox, tests)."""
+
+    def __init__(self, *, refs: SecretRefs | None = None,
+                 endpoints: Mapping[str, Any] | None = None, max_forks: int = MAX_FORKS,
+                 timeout_seconds: int = RUN_TIMEOUT_SECONDS, tmp_root: str | None = None,
+                 ) -> None:
+        self._refs = refs
+        self._endpoints = endpoints
+        self._max_forks = max_forks
+        self._timeout = timeout_seconds
+        self._tmp_root = tmp_root
+        self.module_invocations: dict[str, int] = {}  # trust -> modules run (issue 20)
+
+    def __repr__(self) -> str:
+        return f"AnsibleHosts(forks<={self._max_forks})"
+
+    # -- HostPort ---------------------------------------------------------------------------
+
+    def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
+        endpoints = self._endpoints if self._endpoints is not None else host_endpoints()
+        calls: dict[str, _Call] = {}
+        problems: dict[str, str] = {}
+        for target in targets:
+            try:
+                calls[target.trust] = _Call(target, build.FACTS_MODULE,
+                                            build.facts_spec(target, endpoints))
+            except build.BuildError as exc:
+                problems[target.trust] = str(exc)
+        outcomes = self._run(build.FACTS_STEP, calls, cancel=None)
+        out = {t: ObservedHost(trust=t, reachable=False, reason=why)
+               for t, why in problems.items()}
+        for trust, outcome in outcomes.items():
+            out[trust] = _observed(trust, outcome)
+        return out
+
+    def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
+            cancel: Cancel | None = None) -> dict[str, HostResult]:
+        step = KINDS[kind].host_step
+        if step is None:
+            raise HostError(f"{kind} is not a host action")
+        results: dict[str, HostResult] = {}
+        calls: dict[str, _Call] = {}
+        for task in tasks:
+            trust = task.target.trust
+            if trust in calls or trust in results:
+                raise HostError("two host tasks name the same trust; one run handles each "
+                                "host once")
+            try:
+                module, spec, secret = build.module_call(kind, task.target, task.input)
+            except build.BuildError as exc:
+                results[trust] = HostResult(trust, False, False, str(exc))
+                continue
+            calls[trust] = _Call(task.target, module, spec, secret)
+        secrets = [v for c in calls.values() for v in _leaves(c.secret)]
+        for trust, outcome in self._run(step, calls, cancel=cancel).items():
+            results[trust] = _result(kind, trust, outcome, secrets)
+        return results
+
+    def resolve_references(self, refs: Mapping[str, str], *,
+                           region: str | None = None) -> dict[str, SecretStr]:
+        resolver = self._refs or SecretRefs(region=region)
+        out: dict[str, SecretStr] = {}
+        for key, ref in refs.items():
+            try:
+                out[key] = SecretStr(resolver.resolve(ref))
+            except AdapterError as exc:
+                raise HostError(f"credentials.{key} ({ref}): {exc}") from None
+        return out
+
+    # -- one run ----------------------------------------------------------------------------
+
+    def _run(self, step: str, calls: Mapping[str, _Call],
+             cancel: Cancel | None) -> dict[str, _Outcome]:
+        outcomes = {trust: _Outcome() for trust in calls}
+        if not calls:
+            return outcomes
+        if not build.names_ok(list(calls)):
+            raise HostError("trust names must be letters, digits, '_' and '-' to be host names")
+        tmp = self._tmp_root or _short_tmp()
+        remove_stale_private_dirs(tmp)
+        pdd = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-", dir=tmp))
+        keys = _KeyFiles()
+        try:
+            entries: dict[str, dict[str, Any]] = {}
+            hosts: dict[str, dict[str, Any]] = {}
+            for trust, call in calls.items():
+                try:
+                    key_file, become = self._credentials(call.target, keys)
+                except HostError as exc:
+                    outcomes[trust].unreachable = str(exc)
+                    continue
+                args: dict[str, Any] = {"spec": call.spec}
+                if call.secret is not None:
+                    args["secret"] = call.secret
+                entries[trust] = {step: {"module": call.module, "args": args},
+                                  "become_password": become}
+                hosts[trust] = build.host_vars(call.target, python=sys.executable,
+                                               known_hosts=_known_hosts(), key_file=key_file)
+            if hosts:
+                inventory = pdd / "inventory.yml"
+                _write_private(inventory, build.inventory_yaml(build.inventory(hosts)))
+                with ChannelServer(pdd, entries) as channel:
+                    self._execute(pdd, step, inventory, channel, len(hosts), cancel, outcomes)
+                    for trust, got in channel.received.items():
+                        if trust in outcomes and isinstance(got.get(step), dict):
+                            outcomes[trust].result = got[step]
+                for trust in hosts:
+                    self.module_invocations[trust] = self.module_invocations.get(trust, 0) + (
+                        1 if outcomes[trust].result is not None else 0)
+        finally:
+            keys.close()
+            shutil.rmtree(pdd, ignore_errors=True)
+        return outcomes
+
+    def _credentials(self, target: HostTarget, keys: _KeyFiles) -> tuple[str | None, str]:
+        """(ssh key file path, sudo password) of an ssh host; both empty for local hosts."""
+        host = target.host
+        if host.connection != "ssh":
+            return None, ""
+        resolver = self._refs or SecretRefs(region=target.region)
+        self._refs = resolver
+        key_file = None
+        if host.ssh_key:
+            try:
+                value = resolver.resolve(host.ssh_key)
+            except AdapterError as exc:
+                raise HostError(f"host.ssh_key of {target.trust} ({host.ssh_key}): {exc}") \
+                    from None
+            if "PRIVATE KEY" in value:
+                key_file = keys.add(target.trust, value)
+            elif host.ssh_key.startswith("env:") and Path(value.strip()).expanduser().is_file():
+                key_file = str(Path(build.anchor(value.strip(), target.base_dir)))
+            else:
+                raise HostError(f"host.ssh_key of {target.trust}: {host.ssh_key} holds neither "
+                                "a private key nor (env: only) the path of a key file")
+        become = ""
+        if host.become_password:
+            try:
+                become = resolver.resolve(host.become_password)
+            except AdapterError as exc:
+                raise HostError(f"host.become_password of {target.trust} "
+                                f"({host.become_password}): {exc}") from None
+        return key_file, become
+
+    def _execute(self, pdd: Path, step: str, inventory: Path, channel: ChannelServer,
+                 count: int, cancel: Cancel | None, outcomes: dict[str, _Outcome]) -> None:
+        from ansible_runner import Runner, RunnerConfig
+
+        with content.as_file(content.content()) as root:
+            playbook = Path(root) / "playbooks" / f"{step}.yml"
+            config = RunnerConfig(
+                private_data_dir=str(pdd), playbook=str(playbook), inventory=str(inventory),
+                forks=min(count, self._max_forks), quiet=True, suppress_env_files=True,
+                timeout=self._timeout,
+            )
+            config.prepare()
+            config.suppress_output_file = True
+            config.env = _runner_env(config.env, Path(root), pdd, channel)
+            stop = threading.Event()
+
+            def cancelled() -> bool:
+                return stop.is_set() or bool(cancel and cancel())
+
+            errors: list[str] = []
+
+            def on_event(event: dict[str, Any]) -> bool:
+                _record_event(event, outcomes)
+                text = str(event.get("stdout") or "").strip()
+                if text.startswith(("[ERROR]", "ERROR!")):
+                    errors.append(text.splitlines()[0][:300])
+                return False  # events stay in memory: never written into the artifacts
+
+            runner = Runner(config, cancel_callback=cancelled, event_handler=on_event)
+            with _signals_cancel(stop) as pending:
+                try:
+                    runner.run()
+                except Exception as exc:  # the runner raises bare exceptions on setup errors
+                    raise HostError(f"ansible-runner could not run {step}: "
+                                    f"{type(exc).__name__}") from None
+            for outcome in outcomes.values():
+                if outcome.unreachable is None and outcome.failed is None and \
+                        outcome.result is None and not outcome.finished:
+                    outcome.failed = ("cancelled before this host finished" if runner.canceled
+                                      else f"the Ansible run ended ({runner.status}) before "
+                                      "this host finished" + (f": {errors[-1]}" if errors else ""))
+        for signum in pending:
+            _deliver(signum)
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _signals_cancel(stop: threading.Event) -> Iterator[list[int]]:
+    """While a run is in flight (main thread only), SIGINT/SIGTERM stop it; afterwards the
+    previous handlers are back, and each signal received is delivered to them once."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield received
     finally:
-        shutil.rmtree(pdd, ignore_errors=True)
-        shutil.rmtree(control_dir, ignore_errors=True)
-    return outcomes
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _deliver(signum: int) -> None:
+    """Call the restored handler of a signal that arrived during the run."""
+    handler = signal.getsignal(signum)
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signum)
+
+
+# --- private dirs, keys, environment ---------------------------------------------------------
 
 
 def _short_tmp() -> str:
-    """ssh control sockets need a path under 108 bytes; a deep TMPDIR would break ssh."""
+    """ssh control sockets and the channel socket need a path under 108 bytes."""
     tmp = tempfile.gettempdir()
     return tmp if len(tmp) <= 40 or not os.path.isdir("/tmp") else "/tmp"
 
 
-def _execute(
-    pdd: Path,
-    control_dir: Path,
-    playbook: str,
-    inventory: Path,
-    host_count: int,
-    check: bool,
-    wanted: set[str],
-    outcomes: dict[str, _Outcome],
-) -> None:
-    log.debug("ansible: %s on %d host(s)%s", playbook, host_count, " (check mode)" if check else "")
-
-    def on_event(event: dict[str, Any]) -> bool:
-        _record_event(event, wanted, outcomes)
-        return False  # keep events in memory only: never write them into the artifacts dir
-
+def _alive(pid: int) -> bool:
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(pdd),
-            project_dir=str(ANSIBLE_DIR),
-            playbook=str(ANSIBLE_DIR / playbook),
-            inventory=str(inventory),
-            envvars=_envvars(pdd, control_dir),
-            forks=min(host_count, MAX_FORKS),
-            cmdline="--check" if check else None,
-            quiet=True,
-            suppress_env_files=True,
-            suppress_output_file=True,
-            timeout=RUN_TIMEOUT_SECONDS,
-            event_handler=on_event,
-        )
-    except Exception as exc:  # ansible-runner raises bare exceptions for setup problems
-        raise HostError(f"ansible-runner could not run {playbook}: {type(exc).__name__}") from None
-    for outcome in outcomes.values():
-        if outcome.unreachable is None and outcome.failed is None and not outcome.finished:
-            outcome.failed = (
-                f"the Ansible run ended ({runner.status}, rc={runner.rc}) before this host finished"
-            )
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def _record_event(event: dict[str, Any], wanted: set[str], outcomes: dict[str, _Outcome]) -> None:
+def remove_stale_private_dirs(tmp: str) -> list[str]:
+    """Private dirs of runs whose process is gone (a SIGKILL): they hold no secret, but are
+    removed so nothing accumulates."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PRIVATE_RE.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+class _KeyFiles:
+    """SSH private keys in memfds (RAM only), reached by ssh as /proc/<pid>/fd/<n>."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+
+    def add(self, trust: str, key: str) -> str:
+        fd = os.memfd_create(f"flipgitops-ssh-{trust}", os.MFD_CLOEXEC)
+        self._fds.append(fd)
+        os.write(fd, (key.strip() + "\n").encode())
+        os.fchmod(fd, 0o600)
+        return f"/proc/{os.getpid()}/fd/{fd}"
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
+def _known_hosts() -> str | None:
+    home = os.environ.get("HOME")
+    return str(Path(home) / ".ssh" / "known_hosts") if home else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _runner_env(prepared: Mapping[str, str], root: Path, pdd: Path,
+                channel: ChannelServer) -> dict[str, str]:
+    """What ansible-runner added (its callback plugin), our pinned settings and the channel;
+    nothing else of this process's environment (AWS credentials stay out)."""
+    added = {k: v for k, v in prepared.items()
+             if os.environ.get(k) != v and (k.startswith(("ANSIBLE_", "AWX_", "RUNNER_")))}
+    env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    env.update(added)
+    env.update({
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/sbin",
+                                 "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_LIBRARY": str(root / "library"),
+        "ANSIBLE_MODULE_UTILS": str(root / "module_utils"),
+        "ANSIBLE_ACTION_PLUGINS": str(root / "action_plugins"),
+        "ANSIBLE_HOME": str(pdd / "ansible_home"),
+        "ANSIBLE_LOCAL_TEMP": str(pdd / "local_tmp"),
+        "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp"),
+        "ANSIBLE_LOG_PATH": os.devnull,
+        "ANSIBLE_DEBUG": "False",
+        "ANSIBLE_VERBOSITY": "0",
+        "ANSIBLE_KEEP_REMOTE_FILES": "False",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "True",
+        **channel.env,
+    })
+    return env
+
+
+# --- events and results ----------------------------------------------------------------------
+
+
+def _record_event(event: dict[str, Any], outcomes: dict[str, _Outcome]) -> None:
     kind = event.get("event", "")
     data = event.get("event_data") or {}
     if kind == "playbook_on_stats":
-        # The stats count changes of no_log tasks too, whose censored results do not say.
         changed = data.get("changed") or {}
         for trust in data.get("processed") or {}:
             if trust in outcomes:
@@ -234,246 +429,84 @@ def _record_event(event: dict[str, Any], wanted: set[str], outcomes: dict[str, _
     if outcome is None:
         return
     res = data.get("res") or {}
-    task = str(data.get("task", ""))
     if kind == "runner_on_unreachable":
         outcome.unreachable = _reason(res) or "host unreachable"
     elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-        outcome.failed = outcome.failed or f"{task}: {_reason(res) or 'failed'}"
+        outcome.failed = outcome.failed or _reason(res) or "failed"
     elif kind == "runner_on_ok":
         outcome.changed = outcome.changed or bool(res.get("changed"))
-        if task in wanted or task.rsplit(" : ", 1)[-1] in wanted:
-            task = task.rsplit(" : ", 1)[-1]
-            outcome.results[task] = res
 
 
-def _reason(res: dict[str, Any]) -> str:
+def _reason(res: Mapping[str, Any]) -> str:
     if res.get("censored"):
-        return "a task handling secrets failed (its output is hidden)"
+        return "a step handling secrets failed before it could report (output hidden)"
     parts = [str(res.get("msg") or "").strip()]
-    stderr = str(res.get("stderr") or "").strip()
+    stderr = str(res.get("stderr") or res.get("module_stderr") or "").strip()
     if stderr:
         parts.append(stderr.splitlines()[-1])
     return "; ".join(p for p in parts if p)[:500]
 
 
-# -- inventory -------------------------------------------------------------------------------
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _leaves(v)
 
 
-def _write_inventory(
-    pdd: Path,
-    tasks: list[HostTask],
-    base_dir: Path,
-    outcomes: dict[str, _Outcome],
-    *,
-    secrets: bool,
-) -> Path:
-    inv_dir = pdd / "inventory"
-    (inv_dir / "host_vars").mkdir(parents=True, mode=0o700)
-    hosts: dict[str, dict[str, Any]] = {}
-    refs = SecretRefs(region=next((t.target.region for t in tasks if t.target.region), None))
-    for task in tasks:
-        trust = task.target.trust
-        try:
-            hosts[trust] = _host_vars(pdd, task.target, base_dir, refs)
-        except HostError as exc:
-            outcomes[trust].unreachable = str(exc)
-            continue
-        hosts[trust]["flip"] = task.vars
-        if secrets and task.secrets:
-            _write_private(inv_dir / "host_vars" / f"{trust}.json", json.dumps(
-                {"flip_secret": task.secrets}))
-    path = inv_dir / "hosts.json"
-    _write_private(path, json.dumps({"all": {"hosts": hosts}}, default=_jsonable))
-    return path
-
-
-def _jsonable(value: Any) -> Any:
-    """Task vars may carry manifest models (e.g. TrustServices); Ansible needs plain data."""
-    dump = getattr(value, "model_dump", None)
-    return dump(mode="json") if callable(dump) else str(value)
-
-
-def _host_vars(
-    pdd: Path, target: HostTarget, base_dir: Path, refs: SecretRefs
-) -> dict[str, Any]:
-    host = target.host
-    hv: dict[str, Any] = {
-        "flip_trust": target.trust,
-        "flip_kit_slot": target.fl_kit_slot,
-        "flip_connection": host.connection,
-        "flip_user": host.user,
-        "flip_root": host.flip_root,
-        "flip_docker": host.docker,
-    }
-    if host.connection == "local":
-        hv.update(
-            ansible_connection="local",
-            ansible_python_interpreter=sys.executable,
-            ansible_remote_tmp=str(pdd / "remote_tmp"),
-            flip_root=str(_anchor(host.flip_root, base_dir)),
-            flip_docker=_anchor_command(host.docker, base_dir),
-        )
-        return hv
-    address, _, port = host.address.partition(":") if host.address.count(":") == 1 else (
-        host.address, "", "")
-    hv.update(
-        ansible_connection="ssh",
-        ansible_host=address,
-        ansible_user=host.user,
-        ansible_ssh_common_args=(
-            f"-o StrictHostKeyChecking=accept-new -o BatchMode=yes "
-            f"-o ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}"
-        ),
-    )
-    if port:
-        hv["ansible_port"] = int(port) if port.isdigit() else port
-    if host.ssh_key:
-        hv["ansible_ssh_private_key_file"] = str(_ssh_key_file(pdd, target, base_dir, refs))
-    return hv
-
-
-def _anchor(path: str, base_dir: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (base_dir / p).resolve()
-
-
-def _anchor_command(command: str, base_dir: Path) -> str:
-    """A relative path as the command's first word is relative to the manifest, like paths."""
-    words = command.split()
-    if words and "/" in words[0] and not words[0].startswith("/"):
-        words[0] = str(_anchor(words[0], base_dir))
-    return " ".join(words)
-
-
-def _ssh_key_file(pdd: Path, target: HostTarget, base_dir: Path, refs: SecretRefs) -> Path:
-    """The private key as a 0600 file inside this run's private dir (deleted with it).
-
-    An ``env:`` variable may also hold the path of a key file (as on an operator's laptop).
-    """
-    ref = target.host.ssh_key or ""
-    try:
-        value = refs.resolve(ref)
-    except AdapterError as exc:
-        raise HostError(f"host.ssh_key of {target.trust} ({ref}): {exc}") from None
-    if "PRIVATE KEY" not in value:
-        path = _anchor(value.strip(), base_dir) if ref.startswith("env:") else None
-        if path is None or not path.is_file():
-            raise HostError(
-                f"host.ssh_key of {target.trust}: {ref} holds neither a private key nor "
-                "(env: only) the path of a key file"
-            )
-        return path
-    key_dir = pdd / "keys"
-    key_dir.mkdir(mode=0o700, exist_ok=True)
-    path = key_dir / f"{target.trust}.key"
-    _write_private(path, value.strip() + "\n")
-    return path
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-def _path_with_interpreter_bin() -> str:
-    """PATH with this interpreter's bin dir first, so ansible-runner finds the
-    ansible-playbook installed beside flipgitops even when it is run as
-    ``.venv/bin/python -m flipgitops`` without the venv on PATH."""
-    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-
-
-def _envvars(pdd: Path, control_dir: Path) -> dict[str, str]:
-    """Pin Ansible's behaviour: our config only, all its scratch space inside ``pdd``."""
-    return {
-        "PATH": _path_with_interpreter_bin(),
-        "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
-        "ANSIBLE_LIBRARY": str(ANSIBLE_DIR / "library"),
-        "ANSIBLE_ROLES_PATH": str(ANSIBLE_DIR / "roles"),
-        "ANSIBLE_HOME": str(pdd / "ansible_home"),
-        "ANSIBLE_LOCAL_TEMP": str(pdd / "local_tmp"),
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
-        "ANSIBLE_LOG_PATH": os.devnull,
-        "ANSIBLE_DEBUG": "False",
-        "ANSIBLE_VERBOSITY": "0",
-        "ANSIBLE_KEEP_REMOTE_FILES": "False",
-        "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
-        "ANSIBLE_DIFF_ALWAYS": "False",
-        "ANSIBLE_NO_TARGET_SYSLOG": "True",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_NOCOLOR": "True",
-        "ANSIBLE_TIMEOUT": str(SSH_CONNECT_TIMEOUT_SECONDS),
-    }
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-def _task_problem(kind: str, task: HostTask) -> str | None:
-    missing = [k for k in REQUIRED_VARS.get(kind, ()) if task.vars.get(k) in (None, "")]
-    if missing:
-        return f"{kind}: missing vars {', '.join(missing)}"
-    if kind != ActionKind.HOST_DELIVER:
-        return None  # other kinds never use secrets; they are not even written to disk
-    unknown = set(task.secrets) - SECRET_KEYS
-    if unknown:
-        return f"{kind}: unknown secret names {', '.join(sorted(unknown))}"
-    if task.secrets and set(task.secrets) != SECRET_KEYS:
-        return f"{kind}: secrets must carry both {' and '.join(sorted(SECRET_KEYS))}"
-    return None
-
-
-def _mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
+def _mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "****")
+    for secret in secrets:  # a line of a multi-line secret (a kit file, a key)
+        for line in secret.splitlines():
+            value = line.partition("=")[2] if "=" in line else line
+            if len(value) >= 8:
+                text = text.replace(value, "****")
     return text
 
 
-def _result(
-    kind: str, trust: str, outcome: _Outcome, *, check: bool, secrets: list[str]
-) -> HostResult:
+def _result(kind: ActionKind, trust: str, outcome: _Outcome,
+            secrets: Sequence[str]) -> HostResult:
     if outcome.unreachable is not None:
-        message = _mask(f"unreachable: {outcome.unreachable}", secrets)
-        return HostResult(trust, False, False, message)
+        return HostResult(trust, False, False, _mask(f"unreachable: {outcome.unreachable}",
+                                                     secrets), unreachable=True)
+    res = outcome.result
+    if res is not None:
+        message = _mask(str(res.get("msg") or ""), secrets)
+        changed = bool(res.get("changed"))
+        if res.get("failed"):
+            return HostResult(trust, False, changed, f"failed: {message or kind}")
+        return HostResult(trust, True, changed, message or f"{kind}: done")
     if outcome.failed is not None:
-        message = _mask(f"failed: {outcome.failed}", secrets)
-        return HostResult(trust, False, outcome.changed, message)
-    if outcome.changed:
-        message = f"{kind}: would change" if check else f"{kind}: changed"
-    else:
-        message = f"{kind}: already as desired"
-    return HostResult(trust, True, outcome.changed, message)
-
-
-def _image_tag(image: str) -> str | None:
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
+        return HostResult(trust, False, outcome.changed,
+                          _mask(f"failed: {outcome.failed}", secrets))
+    return HostResult(trust, False, outcome.changed, f"{kind}: no result")
 
 
 def _observed(trust: str, outcome: _Outcome) -> ObservedHost:
     if outcome.unreachable is not None:
         return ObservedHost(trust=trust, reachable=False, reason=outcome.unreachable)
-    res = outcome.results.get(FACTS_TASK)
-    if outcome.failed is not None or res is None:
-        # Facts we could not read are unknown, never "absent": the planner must not act on them.
-        reason = outcome.failed or "no facts returned"
+    res = outcome.result or {}
+    facts = res.get("facts")
+    if res.get("failed") or not isinstance(facts, dict):
+        # Facts we could not read are unknown, never "absent": the planner must not act.
+        reason = res.get("msg") or outcome.failed or "no facts returned"
         return ObservedHost(trust=trust, reachable=False, reason=f"facts failed: {reason}")
-    facts: dict[str, Any] = dict(res.get("flip") or {})
+    facts = dict(facts)
     containers = tuple(
-        ObservedContainer(
-            service=str(c.get("service", "")),
-            image=str(c.get("image", "")),
-            tag=_image_tag(str(c.get("image", ""))),
-            state=str(c.get("state", "")),
-        )
+        ObservedContainer(service=str(c.get("service", "")), image=str(c.get("image", "")),
+                          tag=image_tag(str(c.get("image", ""))), state=str(c.get("state", "")),
+                          config_hash=c.get("config_hash"))
         for c in facts.pop("containers", None) or []
     )
-    known = set(ObservedHost.model_fields) - {"trust", "reachable", "containers"}
-    return ObservedHost(
-        trust=trust,
-        reachable=True,
-        containers=containers,
-        **{k: v for k, v in facts.items() if k in known},
-    )
+    try:
+        return ObservedHost(trust=trust, reachable=True, containers=containers, **facts)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return ObservedHost(trust=trust, reachable=False,
+                            reason=f"facts did not fit the model at {where}: {first['msg']}")

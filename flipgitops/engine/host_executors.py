@@ -1,0 +1,219 @@
+"""Executors of the host kinds: each turns a wave's actions into ONE HostPort run.
+
+Order inside each executor survives a crash at any point: reads and checks first (the
+escrow, the release at the planned commit, the kit in the bucket at the planned
+fingerprint), then what must be durable before a host depends on it (minted trust-local
+credentials are escrowed before the kit file that holds them is written), then the host.
+In a dry run every read-only check still runs and nothing is written or contacted.
+Messages never hold a secret (the adapter masks what a host says, too).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from flipgitops.core import kitfile
+from flipgitops.engine.executors import ExecContext, Outcome, executor
+from flipgitops.engine.ports_hosts import (
+    FlKitInput,
+    HostResult,
+    HostTarget,
+    HostTask,
+    KitFileInput,
+    ProvisionInput,
+    ReleaseInput,
+    ReleaseTree,
+    StackInput,
+    StepInput,
+    VerifyInput,
+)
+from flipgitops.errors import FlipGitopsError
+from flipgitops.model.actions import (
+    Action,
+    ActionKind,
+    DeliverFlKitParams,
+    DeployReleaseParams,
+    ProvisionParams,
+    StopStackParams,
+    VerifyParams,
+)
+from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, EscrowedKit, LocalCredentials
+from flipgitops.model.manifest import Trust
+from flipgitops.model.observed import ObservedLedger
+
+VERIFY_TIMEOUT_SECONDS = 180.0
+K = ActionKind
+
+
+def mint_secret() -> SecretStr:
+    """FLIP's generate_trust_key (flip_api/scripts/generate_trust_key.py@160f4bf2)."""
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+def _target(ctx: ExecContext, action: Action) -> tuple[Trust, HostTarget]:
+    trust = ctx.trust(action.target)
+    return trust, HostTarget.of(ctx.manifest, trust, ctx.manifest_dir)
+
+
+def _run(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action],
+         build: Callable[[Action, Trust, HostTarget], StepInput],
+         done: Callable[[Action, HostResult], None] | None = None) -> dict[str, Outcome]:
+    """Build each action's task (a failure fails that action only), one run, outcomes."""
+    out: dict[str, Outcome] = {}
+    tasks: list[HostTask] = []
+    by_trust: dict[str, Action] = {}
+    for action in actions:
+        try:
+            trust, target = _target(ctx, action)
+            step = build(action, trust, target)
+        except (FlipGitopsError, LookupError, ValueError) as exc:
+            out[action.id] = Outcome(False, False, str(exc))
+            continue
+        tasks.append(HostTask(target, step))
+        by_trust[target.trust] = action
+    if not tasks:
+        return out
+    if ctx.dry_run:
+        for name, action in by_trust.items():
+            out[action.id] = Outcome(True, True, f"would run {kind} on {name}")
+        return out
+    ctx.report(f"{kind}: {len(tasks)} host(s)")
+    results = ctx.ports.hosts.run(kind, tasks)
+    for name, action in by_trust.items():
+        result = results.get(name) or HostResult(name, False, False, "no result")
+        out[action.id] = Outcome(result.ok, result.changed, result.message)
+        if result.ok and done is not None:
+            done(action, result)
+    return out
+
+
+@executor(K.HOST_PROVISION, grouped=True)
+def provision(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
+        params = action.typed(ProvisionParams)
+        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=params.slot_number)
+        return ProvisionInput(profile=profile, slot_number=params.slot_number)
+
+    return _run(ctx, K.HOST_PROVISION, actions, build)
+
+
+@executor(K.HOST_DEPLOY_RELEASE, grouped=True)
+def deploy_release(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    trees: dict[str, ReleaseTree] = {}
+    checkout = (ctx.manifest_dir / ctx.manifest.flip.checkout).resolve()
+
+    def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
+        params = action.typed(DeployReleaseParams)
+        if params.ref not in trees:
+            trees[params.ref] = ctx.ports.release.tree(Path(checkout), params.ref)
+        tree = trees[params.ref]
+        if tree.commit != params.commit:
+            raise ValueError(f"flip.ref {params.ref} is now {tree.commit[:12]}, not the "
+                             f"planned {params.commit[:12]}: plan again")
+        return ReleaseInput(tree=tree)
+
+    return _run(ctx, K.HOST_DEPLOY_RELEASE, actions, build)
+
+
+def _local_credentials(ctx: ExecContext, trust: Trust) -> LocalCredentials:
+    """Referenced credentials resolved; the rest escrowed ones or, the first time, minted
+    and escrowed (before any host holds them)."""
+    referenced = ctx.ports.hosts.resolve_references(trust.credentials,
+                                                    region=ctx.manifest.aws.region)
+    held = ctx.secrets.local(trust.name) or ctx.ports.escrow.read_local(trust.name)
+    minted = dict(held.values) if held else {}
+    missing = [k for k in LOCAL_CREDENTIAL_KEYS if k not in minted and k not in referenced]
+    if missing:
+        if ctx.dry_run:
+            minted.update({k: SecretStr("dry-run-placeholder") for k in missing})
+        else:
+            minted.update({k: mint_secret() for k in missing})
+            escrowed = LocalCredentials(values=minted)
+            ctx.ports.escrow.write_local(trust.name, escrowed)
+            _ledger_local(ctx, trust.name, escrowed.fingerprint())
+    if not ctx.dry_run and (held is None or missing):
+        ctx.secrets.remember_local(trust.name, LocalCredentials(values=minted))
+    return LocalCredentials(values={**minted, **referenced})
+
+
+def _ledger_local(ctx: ExecContext, trust: str, fingerprint: str) -> None:
+    def update(ledger: ObservedLedger) -> ObservedLedger:
+        entry = ledger.trusts.get(trust)
+        if entry is None:
+            return ledger
+        trusts = {**ledger.trusts,
+                  trust: entry.model_copy(update={"local_credentials_sha256": fingerprint})}
+        return ledger.model_copy(update={"trusts": trusts})
+
+    ctx.ports.state.update_ledger(update)
+
+
+def _kit(ctx: ExecContext, trust: Trust) -> EscrowedKit:
+    held = ctx.secrets.kit(trust.name) or ctx.ports.escrow.read_kit(trust.name)
+    if held is None:
+        raise ValueError(f"no escrowed kit for {trust.name}: register the trust first "
+                         "(flipgitops plan shows registry.register)")
+    ctx.secrets.remember_kit(trust.name, held)
+    return held
+
+
+@executor(K.HOST_WRITE_KIT_FILE, grouped=True)
+def write_kit_file(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    aes: list[SecretStr] = []
+
+    def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
+        held = _kit(ctx, trust)
+        if not aes:
+            aes.append(ctx.ports.hub.read_aes_key())
+        local = _local_credentials(ctx, trust)
+        text = kitfile.render(ctx.manifest, trust, kit=held.kit, local=local, aes_key=aes[0])
+        return KitFileInput(content=SecretStr(text))
+
+    return _run(ctx, K.HOST_WRITE_KIT_FILE, actions, build)
+
+
+@executor(K.HOST_DELIVER_FL_KIT, grouped=True)
+def deliver_fl_kit(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    delivered: dict[str, str] = {}
+
+    def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
+        params = action.typed(DeliverFlKitParams)
+        kit = ctx.ports.kits.fetch(ctx.manifest.hub.fl_kits.bucket, params.date,
+                                   params.backend, params.slot, params.slot_number)
+        if kit.fingerprint != params.source_fingerprint:
+            raise ValueError(f"the FL kit of {params.slot} in {kit.source} changed since the "
+                             "plan: plan again")
+        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=params.slot_number)
+        delivered[trust.name] = kit.fingerprint
+        return FlKitInput(kit=kit, fl_kit_dir=profile["FL_KIT_DIR"])
+
+    def done(action: Action, result: HostResult) -> None:
+        def update(ledger: ObservedLedger) -> ObservedLedger:
+            kits = {**ledger.delivered_kits, action.target: delivered[action.target]}
+            return ledger.model_copy(update={"delivered_kits": kits})
+
+        ctx.ports.state.update_ledger(update)
+
+    return _run(ctx, K.HOST_DELIVER_FL_KIT, actions, build, done)
+
+
+@executor(K.HOST_START_STACK, grouped=True)
+def start_stack(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    return _run(ctx, K.HOST_START_STACK, actions, lambda a, t, h: StackInput())
+
+
+@executor(K.HOST_STOP_STACK, grouped=True)
+def stop_stack(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    return _run(ctx, K.HOST_STOP_STACK, actions,
+                lambda a, t, h: StackInput(project=a.typed(StopStackParams).project))
+
+
+@executor(K.HOST_VERIFY, grouped=True)
+def verify(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+    return _run(ctx, K.HOST_VERIFY, actions, lambda a, t, h: VerifyInput(
+        expect_trust=a.typed(VerifyParams).expect_trust,
+        timeout_seconds=VERIFY_TIMEOUT_SECONDS))

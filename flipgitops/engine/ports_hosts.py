@@ -1,0 +1,234 @@
+"""Ports to trust hosts, FLIP's release on the controller and the FL kits in S3.
+
+`HostPort` reaches every host of a call in ONE Ansible run (parallel forks): `gather` for
+facts, `run` for a host kind's step. What a step needs arrives as a typed input
+(`ProvisionInput`, `ReleaseInput`, …); secret parts (`KitFileInput.content`, the FL kit's
+files) travel only in memory, through the run's channel, never into inventory, variables or
+files on the controller. `ReleasePort` reads `flip.checkout` with git (tracked files only);
+`KitSourcePort` reads one slot's FL kit slice from the bucket (hosts have no AWS
+credentials).
+
+The dry-run wrappers (`dry_run_hosts`, …) forward reads (facts, git, S3 reads) and never
+contact a host for a write: `run` answers "would …" for every task without starting
+Ansible, so `apply --dry-run` leaves every host and file as it was (Ansible's check mode
+would still connect and run modules, which is not enough).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from flipgitops.model.actions import ActionKind
+from flipgitops.model.flip import FlBackend, kit_file_name
+from flipgitops.model.manifest import Host, Manifest, Trust
+from flipgitops.model.observed import ObservedFlipRelease, ObservedHost
+
+Cancel = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    """One trust's host as the manifest declares it, with what every step needs to know."""
+
+    trust: str
+    host: Host
+    code: str
+    kit_file: str  # `.env.<CODE>.<env token>`
+    backend: FlBackend
+    ec2: bool  # kind aws: FLIP's up-trust-ec2 (no GPU overlay, NUM_AVAILABLE_GPUS=0)
+    hub_endpoint: str  # `<domain>:443`
+    fl_endpoint: str  # `<fl hostname>:<port>`
+    base_dir: Path = Path(".")  # the manifest's directory (anchors relative local paths)
+    region: str | None = None  # where ssm:/secretsmanager: references are read
+
+    @classmethod
+    def of(cls, manifest: Manifest, trust: Trust, base_dir: Path = Path(".")) -> HostTarget:
+        if trust.host is None:
+            raise ValueError(f"trust {trust.name} has no host (kind {trust.kind})")
+        hub = manifest.hub
+        return cls(
+            trust=trust.name, host=trust.host, code=trust.code,
+            kit_file=kit_file_name(trust.code, manifest.environment),
+            backend=hub.fl_backend, ec2=trust.kind == "aws",
+            hub_endpoint=f"{hub.domain}:443",
+            fl_endpoint=f"{hub.fl_hostname}:{hub.fl_server.port}",
+            base_dir=base_dir, region=manifest.aws.region,
+        )
+
+
+# --- what the controller hands to a host step -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """One tracked file of FLIP's `trust/` (``path`` relative to `trust/`)."""
+
+    path: str
+    kind: str  # "644", "755" or "link" (module_utils/flipgitops_host/tree.py)
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ReleaseTree:
+    ref: str
+    commit: str
+    tree_sha256: str
+    files: tuple[ReleaseFile, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class KitFile:
+    """One file of an FL kit slice (``path`` relative to `<FL_KIT_DIR>/net-1`)."""
+
+    path: str
+    mode: int
+    data: bytes = field(repr=False)  # may be a private key: never shown
+
+    def __repr__(self) -> str:
+        return f"KitFile({self.path!r}, {self.mode:04o}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True)
+class FlKitSlice:
+    """One slot's FL participant kit as read from the bucket, checked the way FLIP checks."""
+
+    backend: FlBackend
+    date: str
+    slot: str
+    slot_number: int
+    source: str  # s3://bucket/prefix, for messages
+    fingerprint: str  # over (key, ETag, size), as the bucket observation computes it
+    files: tuple[KitFile, ...] = field(repr=False)
+    dirs: tuple[str, ...] = ()  # directories to (re)create empty (nvflare local/, transfer/)
+
+
+@dataclass(frozen=True)
+class ProvisionInput:
+    profile: Mapping[str, str]  # the kit file's host-local profile (core/kitfile.host_profile)
+    slot_number: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseInput:
+    tree: ReleaseTree
+
+
+@dataclass(frozen=True)
+class KitFileInput:
+    content: SecretStr  # core/kitfile.render's output
+
+
+@dataclass(frozen=True)
+class FlKitInput:
+    kit: FlKitSlice
+    fl_kit_dir: str  # the kit file's FL_KIT_DIR
+
+
+@dataclass(frozen=True)
+class StackInput:
+    project: str | None = None  # stop only: the project to stop when the kit file is gone
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    expect_trust: str
+    timeout_seconds: float = 120.0
+
+
+StepInput = (ProvisionInput | ReleaseInput | KitFileInput | FlKitInput | StackInput
+             | VerifyInput)
+
+
+@dataclass(frozen=True)
+class HostTask:
+    """One host's share of a host action."""
+
+    target: HostTarget
+    input: StepInput
+
+
+@dataclass(frozen=True)
+class HostResult:
+    trust: str
+    ok: bool
+    changed: bool
+    message: str  # never holds a secret
+    unreachable: bool = False
+
+
+# --- the ports -------------------------------------------------------------------------------
+
+
+class HostPort(Protocol):
+    def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
+        """Facts of every target in one run; an unreachable host is ``reachable=False``."""
+        ...
+
+    def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
+            cancel: Cancel | None = None) -> dict[str, HostResult]:
+        """One host kind's step on every task's host, in one run; one result per trust."""
+        ...
+
+    def resolve_references(self, refs: Mapping[str, str], *,
+                           region: str | None = None) -> dict[str, SecretStr]:
+        """The values of `trust.credentials` references (env:, ssm:, secretsmanager:)."""
+        ...
+
+
+class ReleasePort(Protocol):
+    def resolve(self, checkout_path: Path, ref: str) -> ObservedFlipRelease: ...
+
+    def tree(self, checkout_path: Path, ref: str) -> ReleaseTree:
+        """FLIP's `trust/` at ``ref``: tracked files only (an error names the ref)."""
+        ...
+
+
+class KitSourcePort(Protocol):
+    def fetch(self, bucket: str, date: str, backend: FlBackend, slot: str,
+              slot_number: int) -> FlKitSlice:
+        """The slot's slice, checked (fed_client.json's client.fqsn; flower files
+        non-empty); a refusal names the S3 key."""
+        ...
+
+
+# --- dry runs --------------------------------------------------------------------------------
+
+
+class _DryRunHosts:
+    def __init__(self, inner: HostPort) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return f"DryRun({self._inner!r})"
+
+    def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
+        return self._inner.gather(targets)
+
+    def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
+            cancel: Cancel | None = None) -> dict[str, HostResult]:
+        return {t.target.trust: HostResult(t.target.trust, True, True,
+                                           f"would run {kind} (dry run: host not contacted)")
+                for t in tasks}
+
+    def resolve_references(self, refs: Mapping[str, str], *,
+                           region: str | None = None) -> dict[str, SecretStr]:
+        return self._inner.resolve_references(refs, region=region)
+
+
+def dry_run_hosts(hosts: HostPort) -> HostPort:
+    return _DryRunHosts(hosts)
+
+
+def dry_run_release(release: ReleasePort) -> ReleasePort:
+    """Git is only read: the real port is already safe in a dry run."""
+    return release
+
+
+def dry_run_kits(kits: KitSourcePort) -> KitSourcePort:
+    """S3 is only read: the real port is already safe in a dry run."""
+    return kits

@@ -1,0 +1,1 @@
+"""What flipgitops drives on trust hosts (the Ansible content, as package data)."""
