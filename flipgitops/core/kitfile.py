@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+from flipgitops.model import flip
 from flipgitops.model.flip import (
     FL_KIT_SUBDIR,
     HUB_SHARED_KEYS,
@@ -110,11 +111,9 @@ _TRUST_LOCAL: tuple[tuple[str, str | None], ...] = (
 
 HOST_LOCAL_KEYS: tuple[str, ...] = tuple(k for k, _ in _HOST_LOCAL)
 TRUST_LOCAL_KEYS: tuple[str, ...] = tuple(k for k, _ in _TRUST_LOCAL)
-# What `trust.settings` may override: FLIP's operator-owned, non-secret keys. Identity,
-# hub-shared and kit-credential keys come from the manifest and the hub, never settings.
-SETTINGS_KEYS: frozenset[str] = frozenset(
-    k for k in (*HOST_LOCAL_KEYS, *TRUST_LOCAL_KEYS) if k not in SECRET_KIT_KEYS
-)
+# What `trust.settings` may override (model/flip.py keeps the list; FL_KIT_DIR and
+# AICENTRE_BUCKET_NAME are derived from flip_root and fl_kits, never settings).
+SETTINGS_KEYS: frozenset[str] = flip.KIT_FILE_SETTINGS_KEYS
 # Every key the file sets, in order (TRUST_REGION only when the trust has a region).
 ALL_KEYS: tuple[str, ...] = (
     *IDENTITY_KEYS, *HOST_LOCAL_KEYS, *TRUST_LOCAL_KEYS, *HUB_SHARED_KEYS, *KIT_CREDENTIAL_KEYS
@@ -122,6 +121,7 @@ ALL_KEYS: tuple[str, ...] = (
 
 assert set(LOCAL_CREDENTIAL_KEYS) == {k for k, v in _TRUST_LOCAL if v is None}
 assert not set(SETTINGS_KEYS) & SECRET_KIT_KEYS
+assert set(SETTINGS_KEYS) <= set(HOST_LOCAL_KEYS) | set(TRUST_LOCAL_KEYS)
 
 # Characters that FLIP's readers would not keep as written: Make's `-include` treats `#` as a
 # comment and `$` as a reference, compose interpolates `$` and strips quotes and whitespace.

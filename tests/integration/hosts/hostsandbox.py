@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 from pydantic import SecretStr
-from unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, KIT_DATE, make_manifest, trust_entry
+from tests.unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, KIT_DATE, make_manifest, trust_entry
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.hosts import AnsibleHosts

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.hosts.hostsandbox import HostWorld, act, build_world, onboard, run_action
+from tests.integration.hosts.hostsandbox import HostWorld, act, build_world, onboard, run_action
 
 from flipgitops.adapters import hosts_build
 from flipgitops.engine.executors import Outcome, load_executors

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from unit.hosts.hostworld import BUCKET, KIT_DATE
+from tests.unit.hosts.hostworld import BUCKET, KIT_DATE
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.kit_source import KitSourceError, S3KitSource

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import git
 import pytest
-from integration.hosts.hostsandbox import (
+from tests.integration.hosts.hostsandbox import (
     BUCKET,
     REGION,
     HostWorld,
@@ -25,7 +25,7 @@ from integration.hosts.hostsandbox import (
     onboard,
     run_action,
 )
-from unit.hosts.hostworld import KIT_DATE, grep_tree
+from tests.unit.hosts.hostworld import KIT_DATE, grep_tree
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.kit_source import S3KitSource

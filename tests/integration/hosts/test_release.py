@@ -7,7 +7,7 @@ from pathlib import Path
 
 import git
 import pytest
-from integration.hosts.hostsandbox import act, bare_world, run_action
+from tests.integration.hosts.hostsandbox import act, bare_world, run_action
 
 from flipgitops.adapters.release import GitRelease
 from flipgitops.engine.executors import load_executors

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from integration.hosts.hostsandbox import act, bare_world, run_action
+from tests.integration.hosts.hostsandbox import act, bare_world, run_action
 from pydantic import SecretStr
-from unit.hosts.hostworld import grep_tree
+from tests.unit.hosts.hostworld import grep_tree
 
 from flipgitops.adapters import hosts as hosts_adapter
 from flipgitops.adapters.hosts import AnsibleHosts, remove_stale_private_dirs

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import SecretStr
-from unit.hosts.hostworld import make_manifest, trust_entry
+from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build as build
 from flipgitops.engine.ports_hosts import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from unit.hosts.hostworld import (
+from tests.unit.hosts.hostworld import (
     BUCKET,
     DOMAIN,
     FL_HOST,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from unit.hosts.hostworld import make_aes, make_kit, make_local, make_manifest, trust_entry
+from tests.unit.hosts.hostworld import make_aes, make_kit, make_local, make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from unit.hosts.hostworld import make_manifest, trust_entry
+from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile
