@@ -84,6 +84,8 @@ class ExecContext:
     run_id: str | None = None
     # A line of progress for long work (waiting for a task, a deployment); no secrets.
     report: Callable[[str], None] = field(default=lambda _line: None)
+    # The interrupt flag (SIGINT/SIGTERM): long host runs are cancelled through it.
+    cancel: Callable[[], bool] = field(default=lambda: False)
     secrets: SecretCache = field(default_factory=SecretCache)
 
     def trust(self, name: str) -> Trust:

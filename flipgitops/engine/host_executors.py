@@ -41,6 +41,7 @@ from flipgitops.model.actions import (
     StopStackParams,
     VerifyParams,
 )
+from flipgitops.model.flip import slot_number as flip_slot_number
 from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, EscrowedKit, LocalCredentials
 from flipgitops.model.manifest import Trust
 from flipgitops.model.observed import ObservedLedger
@@ -69,20 +70,25 @@ def _run(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action],
     for action in actions:
         try:
             trust, target = _target(ctx, action)
+            if ctx.dry_run:
+                # nothing is built: what a step needs may come from this apply's own
+                # earlier steps (a kit registered in wave 1), which a dry run never ran
+                by_trust[target.trust] = action
+                continue
             step = build(action, trust, target)
         except (FlipGitopsError, LookupError, ValueError) as exc:
             out[action.id] = Outcome(False, False, str(exc))
             continue
         tasks.append(HostTask(target, step))
         by_trust[target.trust] = action
-    if not tasks:
-        return out
     if ctx.dry_run:
         for name, action in by_trust.items():
             out[action.id] = Outcome(True, True, f"would run {kind} on {name}")
         return out
+    if not tasks:
+        return out
     ctx.report(f"{kind}: {len(tasks)} host(s)")
-    results = ctx.ports.hosts.run(kind, tasks)
+    results = ctx.ports.hosts.run(kind, tasks, cancel=ctx.cancel)
     for name, action in by_trust.items():
         result = results.get(name) or HostResult(name, False, False, "no result")
         out[action.id] = Outcome(result.ok, result.changed, result.message)
@@ -95,8 +101,11 @@ def _run(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action],
 def provision(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
         params = action.typed(ProvisionParams)
-        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=params.slot_number)
-        return ProvisionInput(profile=profile, slot_number=params.slot_number)
+        number = params.slot_number
+        if number is None:
+            _, number = _assigned_slot(ctx, trust)
+        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=number)
+        return ProvisionInput(profile=profile, slot_number=number)
 
     return _run(ctx, K.HOST_PROVISION, actions, build)
 
@@ -117,6 +126,17 @@ def deploy_release(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
         return ReleaseInput(tree=tree)
 
     return _run(ctx, K.HOST_DEPLOY_RELEASE, actions, build)
+
+
+def _assigned_slot(ctx: ExecContext, trust: Trust) -> tuple[str, int]:
+    """The slot the hub assigned (the escrowed kit): for a trust registered earlier in the
+    same apply the plan could not know it."""
+    kit = _kit(ctx, trust).kit
+    if kit.fl_kit_slot is None:
+        raise ValueError(f"the escrowed kit of {trust.name} names no FL kit slot: register "
+                         "it again (the hub's kit had none)")
+    number = kit.fl_kit_slot_number
+    return kit.fl_kit_slot, number if number is not None else flip_slot_number(kit.fl_kit_slot)
 
 
 def _local_credentials(ctx: ExecContext, trust: Trust) -> LocalCredentials:
@@ -182,12 +202,15 @@ def deliver_fl_kit(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
 
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
         params = action.typed(DeliverFlKitParams)
+        slot, number = params.slot, params.slot_number
+        if slot is None or number is None:
+            slot, number = _assigned_slot(ctx, trust)
         kit = ctx.ports.kits.fetch(ctx.manifest.hub.fl_kits.bucket, params.date,
-                                   params.backend, params.slot, params.slot_number)
-        if kit.fingerprint != params.source_fingerprint:
-            raise ValueError(f"the FL kit of {params.slot} in {kit.source} changed since the "
+                                   params.backend, slot, number)
+        if params.source_fingerprint is not None and kit.fingerprint != params.source_fingerprint:
+            raise ValueError(f"the FL kit of {slot} in {kit.source} changed since the "
                              "plan: plan again")
-        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=params.slot_number)
+        profile = kitfile.host_profile(ctx.manifest, trust, slot_number=number)
         delivered[trust.name] = kit.fingerprint
         return FlKitInput(kit=kit, fl_kit_dir=profile["FL_KIT_DIR"])
 
