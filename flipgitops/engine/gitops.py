@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from flipgitops.adapters import git as git_adapter
-from flipgitops.engine._output import Echo
+from flipgitops.engine.output import Echo
 from flipgitops.model.plan import FORMAT_VERSION
 
 _ENV_FILE = re.compile(r"^environments/([^/]+)\.ya?ml$")
