@@ -30,8 +30,10 @@ EXIT_USAGE = 64
 
 EPILOG = """\b
 Exit codes: 0 ok/in sync/no changes, 1 error or invalid, 2 changes or drift
-            (unhealthy for status), 3 blocked by a guard, 4 another run holds the
-            lock, 64 usage error, 130/143 interrupted (SIGINT/SIGTERM).
+            (plan: changes or findings to report; apply: nothing left to apply
+            but not in sync; status: unhealthy), 3 blocked by a guard, 4 another
+            run holds the lock, 64 usage error (unknown option or format, missing
+            argument), 130/143 interrupted (SIGINT/SIGTERM).
 Environment: AWS credentials come from the default boto3 chain; AWS_ENDPOINT_URL points
 flipgitops at another AWS endpoint and FLIPGITOPS_ENDPOINTS (JSON) at a stand-in hub (the
 demo sandbox, tests). NO_COLOR disables colour.
@@ -180,7 +182,8 @@ def validate(paths: tuple[Path, ...], fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale.")
+@click.option("--check", is_flag=True,
+              help="Do not write; exit 1 if the committed schema is stale.")
 @click.option("--path", "schema_path", type=click.Path(path_type=Path),
               default=Path("schemas/flip-environment.schema.json"), show_default=True)
 @handle_errors
@@ -226,7 +229,8 @@ def plan(env: str, fmt: str, base: str | None, out: Path | None, prune: bool,
 
     In terraform mode this also runs the hub's `terraform plan`, read-only (in a temporary
     copy of the root), so FG002/FG007/FG008 show here rather than halfway through an apply.
-    Exit 0 no changes, 2 changes, 3 blocked by a guard, 1 error.
+    Exit 0 in sync, 2 changes (or nothing to apply but findings flipgitops never acts on,
+    as drift reports them), 3 blocked by a guard, 1 error.
     """
     from flipgitops.core.render import render_plan
     from flipgitops.engine.output import write_atomic
@@ -284,8 +288,9 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
           fl_quiesced: bool, dry_run: bool, prune: bool, fmt: str) -> None:
     """Lock the environment, execute the plan wave by wave, journal it, re-observe.
 
-    Exit 0 converged, 1 failed (what completed is reported), 3 blocked, 4 lock held,
-    130/143 interrupted at an action boundary.
+    Exit 0 converged, 1 failed (what completed is reported), 2 nothing (more) to apply but
+    not in sync (findings flipgitops never acts on; drift exits 2 too), 3 blocked, 4 lock
+    held, 130/143 interrupted at an action boundary.
     """
     from flipgitops.engine.planning import run_apply
     from flipgitops.ui.report import confirm_prompt, print_apply_result

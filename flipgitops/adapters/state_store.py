@@ -175,8 +175,9 @@ class StateStore:
         return self._read_lock_version(key)[0]
 
     def _read_lock_version(self, key: str) -> tuple[dict[str, Any] | None, str]:
-        """(the lock record as `_read_lock` describes it, the object's ETag)."""
-        got = self._get_bytes(key, limit=MAX_LOCK_BYTES)
+        """(the lock record as `_read_lock` describes it, the object's ETag). No state bucket
+        means no lock (the bucket deleted mid-apply took the lock with it)."""
+        got = self._get_bytes(key, limit=MAX_LOCK_BYTES, missing=(*ABSENT, "NoSuchBucket"))
         if got is None:
             return None, ""
         body, etag = got

@@ -11,8 +11,14 @@ Why it is shaped like this:
 - An interrupt (SIGINT/SIGTERM, see `Interrupt`) stops the run at the next action boundary:
   what is running finishes (or is cancelled, for Ansible), the rest is journaled as not run,
   the lock is released, and the CLI exits 130/143.
-- Converged means a fresh observation plans nothing; only then is the applied revision
-  recorded.
+- Converged means a fresh observation is in sync (`Plan.in_sync`: nothing to do *and*
+  nothing to report); only then is the applied revision recorded. Nothing left to do while
+  something flipgitops never acts on still differs (an advisory, an unmanaged trust, an
+  unreachable host) exits 2, as `plan` and `drift` do for the same world: apply never
+  claims convergence while drift reports drift.
+- The journal records the run but never ends it by itself: a journal write that fails
+  (the state bucket deleted mid-apply) stops the run at the next action boundary like an
+  interrupt, and the result still says what completed, failed and did not run.
 - The engine returns an `ApplyResult`; printing, prompting and isatty decisions are the
   CLI's (`flipgitops/cli.py`, `flipgitops/ui/`).
 
@@ -43,7 +49,9 @@ log = logging.getLogger(__name__)
 
 FAULT_ENV = "FLIPGITOPS_FAULT_EXIT_AFTER"
 FAULT_EXIT_CODE = 75
-EXIT_OK, EXIT_FAILED, EXIT_BLOCKED, EXIT_LOCKED = 0, 1, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_DRIFT, EXIT_BLOCKED, EXIT_LOCKED = 0, 1, 2, 3, 4
+INTERRUPTED = "the run was interrupted"
+UNSETTLED_SHOWN = 8  # findings quoted in an apply's "not in sync" message
 
 
 class Interrupt:
@@ -120,6 +128,7 @@ class ApplyResult:
     commit: str | None = None
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    journal_error: str | None = None  # the journal write that failed (the run stopped)
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -134,6 +143,7 @@ class ApplyResult:
             "commit": self.commit,
             "converged": self.converged,
             "interrupted": self.interrupted,
+            "journal_error": self.journal_error,
             "completed": self.completed,
             "failed": [{"id": k, "message": v, "blocked": k in self.guard_blocked}
                        for k, v in self.failed.items()],
@@ -190,6 +200,62 @@ def check_reviewed(reviewed: Plan, fresh: Plan, plan_file: Path) -> None:
             "Nothing was changed; run plan again, review it and apply the new plan")
 
 
+class _Recorder:
+    """The run's journal, which never ends the run by itself: the first write that fails
+    (the state bucket deleted or unwritable) is kept in ``error`` and later writes are
+    skipped; the engine stops at the next action boundary and reports it."""
+
+    def __init__(self, journal: Journal | None) -> None:
+        self._journal = journal
+        self.error: str | None = None
+
+    def _write(self, write: Callable[[Journal], None]) -> None:
+        if self._journal is None or self.error is not None:
+            return
+        try:
+            write(self._journal)
+        except FlipGitopsError as exc:
+            self.error = str(exc)
+        except Exception as exc:
+            from flipgitops.errors import redact
+
+            log.debug("journal write raised", exc_info=True)
+            self.error = f"unexpected {type(exc).__name__}: {redact(str(exc))[:300]}"
+
+    def event(self, event: str, **fields: Any) -> None:
+        self._write(lambda j: j.event(event, **fields))
+
+    def start(self, action: Action) -> None:
+        self._write(lambda j: j.start(action))
+
+    def finish(self, action: Action, *, changed: bool | None = None,
+               message: str | None = None) -> None:
+        self._write(lambda j: j.finish(action, changed=changed, message=message))
+
+    def failure(self, action: Action, error: str) -> None:
+        self._write(lambda j: j.failure(action, error))
+
+    def skipped(self, action: Action, reason: str) -> None:
+        self._write(lambda j: j.skipped(action, reason))
+
+
+def unsettled(plan: Plan) -> list[str]:
+    """What keeps a plan with nothing (more) to do from being in sync: the findings
+    flipgitops reports but never acts on, as `drift` lists them."""
+    return ([*plan.advisories, *(f"unmanaged: {u}" for u in plan.unmanaged),
+             *(f"unknown: {u}" for u in plan.unknown)]
+            + [f"{v.guard}: {v.message}" for v in plan.violations if v.allowed])
+
+
+def _not_in_sync(plan: Plan, done: str) -> str:
+    found = unsettled(plan)
+    shown = "; ".join(found[:UNSETTLED_SHOWN]) + (
+        f"; and {len(found) - UNSETTLED_SHOWN} more" if len(found) > UNSETTLED_SHOWN else "")
+    return (f"{done}, but live state is not in sync with the manifest: {len(found)} "
+            f"finding(s) flipgitops reports but never acts on need a manual step ({shown}). "
+            "`flipgitops drift` says how to fix each")
+
+
 def execute(run: Run, *, reviewed: tuple[Plan, Path] | None = None,
             confirm: Callable[[Plan], bool] | None = None) -> ApplyResult:
     """Observe, plan, check the reviewed plan and the guards, ask, then run the waves."""
@@ -198,6 +264,9 @@ def execute(run: Run, *, reviewed: tuple[Plan, Path] | None = None,
     result = ApplyResult(env, EXIT_OK, "", dry_run=run.dry_run, run_id=run.run_id, plan=fresh)
     if reviewed is not None:
         check_reviewed(reviewed[0], fresh, reviewed[1])
+    journal = _Recorder(run.journal)
+    if run.interrupt.is_set():  # a signal while observing: nothing starts
+        return _stopped_before_start(run, result, fresh, journal)
     if fresh.blocked:
         blocking = sorted({v.guard for v in fresh.violations if not v.allowed})
         result.exit_code = EXIT_BLOCKED
@@ -206,45 +275,91 @@ def execute(run: Run, *, reviewed: tuple[Plan, Path] | None = None,
         result.not_run = [a.id for a in fresh.actions]
         return result
     if fresh.is_empty:
-        result.converged = True
-        result.message = "no changes: live state already matches the manifest"
-        if not run.dry_run:
-            result.commit = run.record_converged(observed, fresh)
+        if fresh.in_sync:
+            result.message = "no changes: live state already matches the manifest"
+            if not run.dry_run:
+                _record(run, result, observed, fresh)
+            result.converged = result.exit_code == EXIT_OK
+        else:
+            result.exit_code = EXIT_DRIFT
+            result.message = _not_in_sync(fresh, "nothing to apply")
         return result
     if confirm is not None and not confirm(fresh):
         result.exit_code = EXIT_FAILED
         result.message = "apply cancelled: nothing was changed"
         result.not_run = [a.id for a in fresh.actions]
         return result
+    if run.interrupt.is_set():
+        return _stopped_before_start(run, result, fresh, journal)
     ctx = run.context(observed, fresh)
-    if run.journal is not None:
-        run.journal.event("run.start", fingerprint=fresh.fingerprint, actions=len(fresh.actions),
-                          waves=len(fresh.waves), allow=sorted(run.options.allow) or None)
+    journal.event("run.start", fingerprint=fresh.fingerprint, actions=len(fresh.actions),
+                  waves=len(fresh.waves), allow=sorted(run.options.allow) or None)
     try:
-        _waves(fresh, ctx, run, result)
+        _waves(fresh, ctx, run, result, journal)
     finally:
         run.progress.close()
-    if not run.dry_run and not result.failed and not result.interrupted:
+    if (not run.dry_run and not result.failed and not result.interrupted
+            and journal.error is None and not run.interrupt.is_set()):
         again_observed, again = run.observe_and_plan()
         result.remaining = [a.id for a in again.actions]
-        _conclude(run, result, again_observed, again)
+        _conclude(run, result, again_observed, again, journal)
     else:
-        _conclude(run, result, observed, fresh)
-    if run.journal is not None:
-        run.journal.event("run.end", exit_code=result.exit_code, converged=result.converged,
-                          interrupted=result.interrupted or None,
-                          completed=len(result.completed), failed=sorted(result.failed) or None,
-                          not_run=sorted(result.not_run) or None,
-                          remaining=result.remaining or None)
+        _conclude(run, result, observed, fresh, journal)
+    _end(result, journal)
     return result
 
 
-def _conclude(run: Run, result: ApplyResult, observed: ObservedState, plan: Plan) -> None:
-    if result.interrupted:
+def _end(result: ApplyResult, journal: _Recorder) -> None:
+    journal.event("run.end", exit_code=result.exit_code, converged=result.converged,
+                  interrupted=result.interrupted or None,
+                  completed=len(result.completed), failed=sorted(result.failed) or None,
+                  not_run=sorted(result.not_run) or None,
+                  remaining=result.remaining or None)
+    if journal.error is not None and result.journal_error is None:
+        result.journal_error = journal.error
+        result.warnings.append(f"the run's journal could not be written: {journal.error}")
+
+
+def _stopped_before_start(run: Run, result: ApplyResult, plan: Plan,
+                          journal: _Recorder) -> ApplyResult:
+    """A signal arrived before the first action: nothing ran, and the journal says so."""
+    result.interrupted = True
+    journal.event("run.start", fingerprint=plan.fingerprint, actions=len(plan.actions),
+                  waves=len(plan.waves), allow=sorted(run.options.allow) or None)
+    for action in plan.actions:
+        _not_run(action, INTERRUPTED + " before it started", result, journal)
+    _conclude(run, result, None, plan, journal)
+    _end(result, journal)
+    return result
+
+
+def _record(run: Run, result: ApplyResult, observed: ObservedState, plan: Plan) -> None:
+    """The applied record; a failure to write it is this run's failure, never a traceback."""
+    try:
+        result.commit = run.record_converged(observed, plan)
+    except FlipGitopsError as exc:
+        result.exit_code = EXIT_FAILED
+        result.message = (f"{result.message}; but the applied record could not be written: "
+                          f"{exc}")
+
+
+def _conclude(run: Run, result: ApplyResult, observed: ObservedState | None, plan: Plan,
+              journal: _Recorder) -> None:
+    counts = (f"{len(result.completed)} action(s) completed, {len(result.failed)} failed, "
+              f"{len(result.not_run)} not run")
+    if result.interrupted or run.interrupt.is_set():
+        result.interrupted = True
         result.exit_code = run.interrupt.exit_code
         result.message = (f"interrupted: {len(result.completed)} action(s) completed, "
                           f"{len(result.not_run)} not run; rerun apply to finish (it "
                           "re-observes and plans only what is still missing)")
+    elif journal.error is not None:
+        result.exit_code = EXIT_FAILED
+        result.journal_error = journal.error
+        result.message = (f"stopped: the run's journal could not be written ({journal.error})"
+                          f"; {counts}. Check the state bucket s3://{run.manifest.state.bucket} "
+                          "(it must exist and be writable), then rerun apply: it re-observes "
+                          "and plans only what is still missing")
     elif result.failed and set(result.failed) <= set(result.guard_blocked):
         result.exit_code = EXIT_BLOCKED
         result.message = (f"blocked at apply time by a guard ({', '.join(sorted(result.failed))})"
@@ -262,70 +377,78 @@ def _conclude(run: Run, result: ApplyResult, observed: ObservedState, plan: Plan
         result.exit_code = EXIT_FAILED
         result.message = ("applied, but not converged: a fresh plan still has "
                           f"{len(result.remaining)} action(s): " + ", ".join(result.remaining))
+    elif not plan.in_sync:
+        result.exit_code = EXIT_DRIFT
+        result.message = _not_in_sync(plan, f"applied {len(result.completed)} action(s)")
     else:
-        result.converged = True
-        result.commit = run.record_converged(observed, plan)
+        assert observed is not None
         result.message = f"converged: {len(result.completed)} action(s) applied"
+        _record(run, result, observed, plan)
+        result.converged = result.exit_code == EXIT_OK
 
 
-def _waves(plan: Plan, ctx: ExecContext, run: Run, result: ApplyResult) -> None:
-    """Run every action none of whose (transitive) dependencies failed, wave by wave."""
+def _waves(plan: Plan, ctx: ExecContext, run: Run, result: ApplyResult,
+           journal: _Recorder) -> None:
+    """Run every action none of whose (transitive) dependencies failed, wave by wave; stop
+    at the next action boundary once interrupted or once the journal cannot be written."""
     fault = _FaultHook()
     total = len(plan.waves)
     blocked_by: dict[str, tuple[str, ...]] = {}
+
+    def stop() -> str | None:
+        if run.interrupt.is_set():
+            result.interrupted = True
+            return INTERRUPTED
+        if journal.error is not None:
+            return "the run's journal could not be written"
+        return None
+
     for index, wave in enumerate(plan.waves, start=1):
         runnable: list[Action] = []
         for action in (plan.action(i) for i in wave):
-            if run.interrupt.is_set():
-                _not_run(action, "the run was interrupted", run, result)
+            why = stop()
+            if why:
+                _not_run(action, why, result, journal)
                 continue
             culprits = _failed_behind(action, result.failed, blocked_by)
             if culprits:
                 blocked_by[action.id] = culprits
-                _not_run(action, "depends on failed " + ", ".join(culprits), run, result)
+                _not_run(action, "depends on failed " + ", ".join(culprits), result, journal)
             else:
                 runnable.append(action)
-        if run.interrupt.is_set():
-            result.interrupted = True
         if not runnable:
             continue
         run.progress.start_wave(index, total, runnable)
         for group in _groups(runnable):
-            if run.interrupt.is_set():
-                result.interrupted = True
+            why = stop()
+            if why:
                 for action in group:
-                    _not_run(action, "the run was interrupted", run, result)
+                    _not_run(action, why, result, journal)
                 continue
             for action in group:
                 run.progress.started(action)
-                if run.journal is not None:
-                    run.journal.start(action)
+                journal.start(action)
             outcomes = _run_group(ctx, group)
             for action in group:
                 outcome = outcomes.get(action.id, Outcome(False, False, "not executed"))
                 if outcome.ok:
                     result.completed.append(action.id)
-                    if run.journal is not None:
-                        run.journal.finish(action, changed=outcome.changed,
-                                           message=outcome.message)
+                    journal.finish(action, changed=outcome.changed, message=outcome.message)
                 else:
                     result.failed[action.id] = outcome.message
                     if outcome.blocked:
                         result.guard_blocked.append(action.id)
-                    if run.journal is not None:
-                        run.journal.failure(action, outcome.message)
+                    journal.failure(action, outcome.message)
                 run.progress.finished(action, outcome.ok, outcome.message)
                 if not run.dry_run:
                     fault.action_finished()
-    if run.interrupt.is_set():
-        result.interrupted = True
+    stop()
 
 
-def _not_run(action: Action, reason: str, run: Run, result: ApplyResult) -> None:
+def _not_run(action: Action, reason: str, result: ApplyResult, journal: _Recorder) -> None:
     result.not_run.append(action.id)
     result.not_run_reasons[action.id] = reason
-    if run.journal is not None:
-        run.journal.skipped(action, reason)
+    journal.skipped(action, reason)
 
 
 def _failed_behind(action: Action, failed: dict[str, str],

@@ -16,8 +16,11 @@ from flipgitops.core.drift import DriftReport, drift_report
 from flipgitops.core.manifest_change import manifest_change
 from flipgitops.core.planner import plan as make_plan
 from flipgitops.engine.apply import (
+    EXIT_BLOCKED,
+    EXIT_DRIFT,
     EXIT_FAILED,
     EXIT_LOCKED,
+    EXIT_OK,
     ApplyResult,
     Interrupt,
     Run,
@@ -35,10 +38,16 @@ Status = Callable[[str], None]
 
 
 def exit_code(plan: Plan) -> int:
-    """0 no changes, 2 changes, 3 blocked by a guard."""
+    """3 blocked by a guard; 0 in sync (nothing to do *and* nothing to report); 2 otherwise.
+
+    A plan with no action but findings flipgitops never acts on (an advisory such as a
+    missing security group or ECS service, an unmanaged trust, an unreachable host) exits 2,
+    like `drift` on the same world and like `apply`, which does nothing and exits 2: none of
+    the three says "no changes" while another reports drift (`Plan.in_sync` is the one rule).
+    """
     if plan.blocked:
-        return 3
-    return 0 if plan.is_empty else 2
+        return EXIT_BLOCKED
+    return EXIT_OK if plan.in_sync else EXIT_DRIFT
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from flipgitops.core.status import StatusReport
-from flipgitops.engine.apply import EXIT_BLOCKED, EXIT_LOCKED, EXIT_OK, ApplyResult
+from flipgitops.engine.apply import EXIT_BLOCKED, EXIT_DRIFT, EXIT_LOCKED, EXIT_OK, ApplyResult
 from flipgitops.model.plan import Plan
 
 Echo = Callable[..., Any]
@@ -54,7 +54,8 @@ def print_apply_result(result: ApplyResult, fmt: str, echo: Echo) -> None:
             lines.append("Not run: " + ", ".join(plain))
         for line in lines:
             echo(line, err=True)
-    prefix = {EXIT_LOCKED: "error", EXIT_BLOCKED: "blocked"}.get(result.exit_code, "error")
+    prefix = {EXIT_LOCKED: "error", EXIT_BLOCKED: "blocked",
+              EXIT_DRIFT: "not in sync"}.get(result.exit_code, "error")
     if result.interrupted:
         prefix = "interrupted"
     echo(f"{prefix}: {safe_text(result.message)}", err=True)

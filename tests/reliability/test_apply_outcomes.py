@@ -1,0 +1,264 @@
+"""Issue 19, "wrong results" and "a bad day": plan, apply and drift agree on one world, and
+apply reports a run whose journal cannot be written instead of escaping the wave loop.
+
+The real engine (`engine/apply.execute`), the real planner, drift and executors run; the
+world is a hand-built observation (tests/builders.py) whose trust hosts are an in-memory
+HostPort that plays what a host step does (`simulate_apply`). The journal is the real S3
+journal (`adapters/state_store.Journal`) on the moto server, and the state bucket really is
+deleted mid-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from flipgitops.adapters.aws_session import Clients
+from flipgitops.adapters.state_store import StateStore
+from flipgitops.core.drift import drift_report
+from flipgitops.core.planner import plan
+from flipgitops.engine.apply import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, Interrupt, Run, execute
+from flipgitops.engine.executors import ExecContext, load_executors
+from flipgitops.engine.planning import exit_code
+from flipgitops.engine.ports import Ports
+from flipgitops.engine.ports_hosts import HostResult, HostTask
+from flipgitops.errors import AwsError
+from flipgitops.model.actions import ActionKind
+from flipgitops.model.manifest import Manifest
+from flipgitops.model.observed import ObservedState
+from flipgitops.model.plan import Plan, PlanOptions
+from flipgitops.sandbox.moto_server import MotoServer
+from flipgitops.ui.report import print_apply_result
+from tests.builders import (
+    manifest,
+    observed_matching,
+    simulate_apply,
+    with_allowlist,
+    with_service,
+    with_stack_stopped,
+)
+
+REGION = "eu-west-2"
+
+
+@pytest.fixture(autouse=True)
+def _executors() -> None:
+    load_executors()
+
+
+class World:
+    """One environment: a manifest, what is live, and hosts that change it when told."""
+
+    def __init__(self, m: Manifest, observed: ObservedState) -> None:
+        self.m = m
+        self.observed = observed
+        self.recorded: list[str] = []
+        self.host_runs: list[str] = []
+        self.on_host_run: Any = None  # called before a host run (the "bad day")
+        self.interrupt = Interrupt()
+
+    # -- the HostPort (only what host executors call) --------------------------------------
+
+    def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
+            cancel: Any = None) -> dict[str, HostResult]:
+        if self.on_host_run is not None:
+            self.on_host_run(kind)
+        self.host_runs.append(str(kind))
+        fresh = plan(self.m, self.observed)
+        names = {t.target.trust for t in tasks}
+        done = [a for a in fresh.actions if a.kind == kind and a.target in names]
+        self.observed = simulate_apply(self.m, self.observed, done)
+        return {n: HostResult(n, True, True, f"{kind}: done") for n in names}
+
+    def resolve_references(self, refs: Any, *, region: str | None = None) -> dict[str, Any]:
+        return {}
+
+    # -- the Run ---------------------------------------------------------------------------
+
+    def observe_and_plan(self) -> tuple[ObservedState, Plan]:
+        return self.observed, plan(self.m, self.observed)
+
+    def context(self, observed: ObservedState, p: Plan) -> ExecContext:
+        ports = Ports(hub=None, escrow=None, state=None, hosts=self,  # type: ignore[arg-type]
+                      kits=None, release=None)  # type: ignore[arg-type]
+        return ExecContext(manifest=self.m, manifest_dir=Path("."), observed=observed,
+                           ports=ports, cancel=self.interrupt.is_set)
+
+    def record(self, observed: ObservedState, p: Plan) -> str:
+        self.recorded.append(p.fingerprint)
+        return "c0ffee"
+
+    def make_run(self, journal: Any = None) -> Run:
+        return Run(manifest=self.m, manifest_path=Path("environments/dev.yaml"),
+                   options=PlanOptions(), observe_and_plan=self.observe_and_plan,
+                   context=self.context, journal=journal, interrupt=self.interrupt,
+                   record_converged=self.record, run_id="20260101T000000Z-0badda7a")
+
+
+class ListJournal:
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def event(self, event: str, **fields: Any) -> None:
+        self.lines.append({"event": event, **fields})
+
+    def start(self, action: Any) -> None:
+        self.event("action.start", action=action.id)
+
+    def finish(self, action: Any, *, changed: bool | None = None,
+               message: str | None = None) -> None:
+        self.event("action.finish", action=action.id)
+
+    def failure(self, action: Any, error: str) -> None:
+        self.event("action.failure", action=action.id)
+
+    def skipped(self, action: Any, reason: str) -> None:
+        self.event("action.not_run", action=action.id, reason=reason)
+
+
+def _no_sg(o: ObservedState) -> ObservedState:
+    return with_allowlist(o, exists=False, group_id=None, rules=())
+
+
+# --- plan, apply and drift agree ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("what", "breaks", "says"), [
+    ("security group", _no_sg, "security group flip-fl-server-nlb not found"),
+    ("ECS service", lambda o: with_service(o, "fl_server", exists=False),
+     "ECS service fl-server-net-1 not found"),
+])
+def test_a_missing_hub_resource_is_drift_to_plan_apply_and_drift(
+        what: str, breaks: Any, says: str) -> None:
+    m = manifest(trusts=1)
+    world = World(m, breaks(observed_matching(m)))
+    p = plan(m, world.observed)
+    assert p.is_empty and not p.in_sync  # nothing flipgitops can do; something to report
+    assert exit_code(p) == EXIT_DRIFT
+    report = drift_report(m, world.observed)
+    assert not report.in_sync and any(says in f.message for f in report.findings)
+    result = execute(world.make_run())
+    assert result.exit_code == EXIT_DRIFT and not result.converged, result.message
+    assert result.message.startswith("nothing to apply, but live state is not in sync")
+    assert says in result.message
+    assert world.recorded == []  # never recorded as applied while drift reports drift
+
+
+def test_an_apply_that_leaves_an_advisory_behind_does_not_claim_convergence() -> None:
+    m = manifest(trusts=1)
+    world = World(m, with_stack_stopped(_no_sg(observed_matching(m)), "Trust_1"))
+    journal = ListJournal()
+    p = plan(m, world.observed)
+    assert [a.kind for a in p.actions] == [ActionKind.HOST_START_STACK, ActionKind.HOST_VERIFY]
+    result = execute(world.make_run(journal))
+    assert world.host_runs == ["host.start_stack", "host.verify"]
+    assert result.completed == ["host.start_stack:Trust_1", "host.verify:Trust_1"]
+    assert result.exit_code == EXIT_DRIFT and not result.converged, result.message
+    assert result.message.startswith("applied 2 action(s), but live state is not in sync")
+    assert world.recorded == []
+    assert journal.lines[-1]["event"] == "run.end" and journal.lines[-1]["exit_code"] == 2
+    lines: list[str] = []
+    print_apply_result(result, "text", lambda s="", err=False: lines.append(s))
+    assert lines[-1].startswith("not in sync: applied 2 action(s)")
+
+
+def test_in_sync_is_exit_0_and_recorded_once() -> None:
+    m = manifest(trusts=1)
+    world = World(m, with_stack_stopped(observed_matching(m), "Trust_1"))
+    result = execute(world.make_run())
+    assert result.exit_code == EXIT_OK and result.converged, result.message
+    assert len(world.recorded) == 1
+    assert exit_code(plan(m, world.observed)) == EXIT_OK
+    assert drift_report(m, world.observed).in_sync
+
+
+def test_an_applied_record_that_cannot_be_written_is_a_failure_not_a_traceback() -> None:
+    m = manifest(trusts=1)
+    world = World(m, observed_matching(m))
+
+    def broken(_o: ObservedState, _p: Plan) -> str:
+        raise AwsError("writing s3://flip-gitops-state-dev/flipgitops/applied/dev.json: "
+                       "NoSuchBucket")
+
+    run = world.make_run()
+    run.record_converged = broken
+    result = execute(run)
+    assert result.exit_code == EXIT_FAILED and not result.converged
+    assert "the applied record could not be written" in result.message
+    assert "NoSuchBucket" in result.message
+
+
+# --- an interrupt while observing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_signal_during_observation_is_an_interrupted_run_whatever_the_plan(
+        busy: bool) -> None:
+    m = manifest(trusts=1)
+    o = observed_matching(m)
+    world = World(m, with_stack_stopped(o, "Trust_1") if busy else o)
+    journal = ListJournal()
+    first = world.observe_and_plan
+
+    def observe_then_sigterm() -> tuple[ObservedState, Plan]:
+        world.interrupt.set(15)
+        return first()
+
+    run = world.make_run(journal)
+    run.observe_and_plan = observe_then_sigterm
+    result = execute(run)
+    assert result.exit_code == 143 and result.interrupted and not result.converged
+    assert world.host_runs == [] and world.recorded == []
+    events = [line["event"] for line in journal.lines]
+    assert events[0] == "run.start" and events[-1] == "run.end"
+    assert journal.lines[-1]["interrupted"] is True
+    assert events.count("action.not_run") == len(result.not_run) == (2 if busy else 0)
+
+
+# --- the state bucket deleted mid-apply ----------------------------------------------------------
+
+
+def _delete_bucket(s3: Any, bucket: str) -> None:
+    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+def test_the_state_bucket_deleted_mid_apply_stops_the_run_and_reports_it(
+        moto: MotoServer) -> None:
+    m = manifest(trusts=2)
+    o = observed_matching(m)
+    world = World(m, with_stack_stopped(with_stack_stopped(o, "Trust_1"), "Trust_2"))
+    p = plan(m, world.observed)  # start_stack for both, then verify for both
+    assert len(p.actions) >= 2, p.actions
+    bucket = m.state.bucket
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto.url)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    store = StateStore(Clients(boto3.Session(region_name=REGION)), bucket, m.state.prefix)
+    journal = store.journal(m.environment, "20260101T000000Z-0badda7a")
+    world.on_host_run = lambda _kind: _delete_bucket(s3, bucket)
+
+    result = execute(world.make_run(journal))
+
+    assert world.host_runs == ["host.start_stack"]  # the run stopped at the next boundary
+    assert result.exit_code == EXIT_FAILED and not result.converged
+    assert result.completed == ["host.start_stack:Trust_1", "host.start_stack:Trust_2"]
+    assert result.not_run and not (set(result.not_run) & set(result.completed))
+    assert set(result.not_run) | set(result.completed) == {a.id for a in p.actions}
+    assert all(r == "the run's journal could not be written"
+               for r in result.not_run_reasons.values())
+    assert result.message.startswith("stopped: the run's journal could not be written")
+    assert f"s3://{bucket}" in result.message and "NoSuchBucket" in result.message
+    assert result.journal_error is not None and world.recorded == []
+    out: list[tuple[str, bool]] = []
+    print_apply_result(result, "text", lambda s="", err=False: out.append((s, err)))
+    text = "\n".join(s for s, _ in out)
+    assert "Completed: host.start_stack:Trust_1, host.start_stack:Trust_2" in text
+    assert "Not run: host.verify:Trust_1 (the run's journal could not be written)" in text
+    assert text.splitlines()[-1].startswith("error: stopped: the run's journal could not")
+    data = result.to_json()
+    assert data["journal_error"] and data["exit_code"] == 1
