@@ -248,24 +248,47 @@ def plan(env: str, fmt: str, base: str | None, out: Path | None, prune: bool,
     sys.exit(exit_code(result.plan))
 
 
-@contextmanager
-def _interruptible() -> Iterator[Any]:
-    """SIGINT/SIGTERM set a flag the engine checks at every action boundary (and Ansible
-    runs are cancelled through it); the old handlers come back afterwards."""
-    from flipgitops.engine.apply import Interrupt
+class _Signals:
+    """What SIGINT/SIGTERM do during an apply: set the engine's flag (it stops at the next
+    action boundary; Ansible runs are cancelled through it), except at the confirmation
+    prompt, where nothing has started and a person is waiting: there they end the apply at
+    once (the lock is released on the way out), exit 130/143."""
 
-    interrupt = Interrupt()
+    def __init__(self) -> None:
+        from flipgitops.engine.apply import Interrupt
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
+        self.interrupt = Interrupt()
+        self._prompting = False
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if not interrupt.is_set():
+        if self._prompting:
+            click.echo(f"\n{name}: apply cancelled at the prompt; nothing was changed",
+                       err=True)
+            raise SystemExit(128 + signum)
+        if not self.interrupt.is_set():
             click.echo(f"\n{name}: stopping at the next action boundary (the lock is released "
                        "and the journal records what ran)", err=True)
-        interrupt.set(signum)
+        self.interrupt.set(signum)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def confirm(self, ask: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        def confirm(plan: Any) -> bool:
+            self._prompting = True
+            try:
+                return ask(plan)
+            finally:
+                self._prompting = False
+
+        return confirm
+
+
+@contextmanager
+def _interruptible() -> Iterator[_Signals]:
+    """The apply's signal handlers (`_Signals`); the old handlers come back afterwards."""
+    signals = _Signals()
+    old = {s: signal.signal(s, signals.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield interrupt
+        yield signals
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -298,11 +321,11 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
     if not yes and not dry_run and not sys.stdin.isatty():
         _fail("refusing to apply without confirmation: stdin is not a terminal; pass --yes "
               "(e.g. in CI) after reviewing the plan", 1)
-    with _interruptible() as interrupt:
+    with _interruptible() as signals:
         result = run_apply(env, plan_file=plan_file, allow=frozenset(allow),
                            fl_quiesced=fl_quiesced, dry_run=dry_run, prune=prune, fmt=fmt,
-                           color=_color(), interrupt=interrupt,
-                           confirm=None if (yes or dry_run) else confirm_prompt,
+                           color=_color(), interrupt=signals.interrupt,
+                           confirm=None if (yes or dry_run) else signals.confirm(confirm_prompt),
                            echo=click.echo)
     print_apply_result(result, fmt, click.echo)
     sys.exit(result.exit_code)
