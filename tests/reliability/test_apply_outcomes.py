@@ -42,7 +42,7 @@ from tests.builders import (
     with_stack_stopped,
 )
 
-REGION = "eu-west-2"
+REGION: Any = "eu-west-2"
 
 
 @pytest.fixture(autouse=True)

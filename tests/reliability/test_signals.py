@@ -58,7 +58,7 @@ def _interrupted(state: StateBucket, before: list[str], code: int, live: Live,
     assert end["event"] == "run.end" and end["interrupted"] is True, journal
     assert end["exit_code"] == expected
     assert "interrupted:" in live.err and "rerun apply to finish" in live.err
-    return journal  # type: ignore[return-value]
+    return journal
 
 
 def test_each_signal_at_each_point_stops_cleanly_and_a_rerun_converges(box: Sandbox) -> None:
