@@ -150,7 +150,7 @@ def cli(verbose: int) -> None:
     One YAML file per environment (environments/<env>.yaml) declares the Central Hub, the
     FLIP release its trusts run and the trusts themselves. flipgitops validates it,
     observes live AWS and trust hosts, plans ordered actions behind safety guards
-    (FG001-FG012), applies them and reports drift.
+    (FG001-FG013), applies them and reports drift.
 
     \b
     Typical loop:
@@ -300,7 +300,7 @@ def _interruptible() -> Iterator[_Signals]:
               help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow", multiple=True, metavar="ID",
-              help="Allow an overridable guard (never FG002, FG005, FG006, FG011, FG012).")
+              help="Allow an overridable guard (never FG002, FG005, FG006, FG011-FG013).")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
 @click.option("--dry-run", is_flag=True,
               help="Plan and show what each action would do; change nothing anywhere.")

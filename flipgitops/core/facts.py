@@ -360,8 +360,9 @@ FACTS: tuple[Fact, ...] = (
     Fact("hub.service", "hub", None, "high",
          want=lambda w, s: True, have=_service_exists,
          per_role=True,
-         message=lambda w, s, want, have: f"ECS service {getattr(w.d.hub.ecs.services, s.role or '')} "
-         f"not found in cluster {w.d.hub.ecs.cluster}",
+         message=lambda w, s, want, have: "ECS service "
+         f"{getattr(w.d.hub.ecs.services, s.role or '')} not found in cluster "
+         f"{w.d.hub.ecs.cluster}",
          fix="deploy the hub with FLIP's Terraform (it creates the services)"),
     Fact("hub.task_definition", "hub", None, "high",
          applies=_service_exists,
@@ -379,8 +380,13 @@ FACTS: tuple[Fact, ...] = (
          applies=lambda w, s: w.o.hub.secret.exists,
          want=lambda w, s: (), have=lambda w, s: w.o.hub.secret.malformed,
          message=lambda w, s, want, have: f"hub secret {w.d.hub.secret} is malformed: "
-         + "; ".join(have) + " (nothing is delivered to trusts until it is fixed)",
+         + "; ".join(have) + " (nothing is applied until it is fixed, FG013)",
          fix="fix FLIP_API in Secrets Manager (FLIP's Terraform writes it from TF_VAR_*)"),
+    Fact("hub.ledger", "hub", None, "critical",
+         want=lambda w, s: True, have=lambda w, s: w.o.ledger.readable,
+         message=lambda w, s, want, have: f"flipgitops' ledger cannot be read: "
+         f"{_show(w.o.ledger.error)} (nothing is applied until it is fixed, FG013)",
+         fix="restore the ledger object from the state bucket's versions, or fix it"),
     Fact("hub.allowlist", "hub", None, "high",
          want=lambda w, s: True, have=lambda w, s: w.o.hub.allowlist.exists,
          message=lambda w, s, want, have: f"security group {w.d.hub.fl_server.security_group} "

@@ -1,4 +1,4 @@
-"""Guards FG001..FG012: one object each, pure, used by both `plan` and `apply`.
+"""Guards FG001..FG013: one object each, pure, used by both `plan` and `apply`.
 
 A guard never removes actions; it says why they must not run yet and how to proceed, so a
 reviewer sees the whole plan even when it is blocked. Each guard has its checks over the plan
@@ -157,7 +157,7 @@ def _fg002_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
 
 def _fg003(g: GuardInput) -> Iterator[Violation]:
     d = g.world.d
-    for a in g.of(K.DATABASE_RESET_SCHEMA):
+    for _a in g.of(K.DATABASE_RESET_SCHEMA):
         gen = d.hub.database.generation
         yield _v("FG003", d.hub.database.identifier,
                  f"database {d.hub.database.identifier} is recreated (generation {gen}): every "
@@ -336,10 +336,36 @@ def _fg012(g: GuardInput) -> Iterator[Violation]:
     needed = rules_after(g)
     if needed > quota:
         yield _v("FG012", "hub.fl_server.rule_quota",
-                 f"the allowlist would need {needed} inbound rules in {al.group_id or al.group_name}"
-                 f", which may hold {quota}: AWS would refuse part-way",
+                 f"the allowlist would need {needed} inbound rules in "
+                 f"{al.group_id or al.group_name}, which may hold {quota}: AWS would refuse "
+                 "part-way",
                  "not overridable: ask AWS for a higher 'Inbound rules per security group' "
                  "quota (and set hub.fl_server.rule_quota), or remove trusts")
+
+
+# --- FG013 sound inputs ------------------------------------------------------------------------
+
+
+def _fg013(g: GuardInput) -> Iterator[Violation]:
+    """Nothing runs on a hub secret or a ledger that cannot be used: FLIP_API's AES key goes
+    into every kit file and its hashes decide who authenticates, and the ledger is what
+    flipgitops registered; acting on a corrupt one would change the hub (a registration, a
+    rule) and then fail, or overwrite what it cannot read. Blocked, nothing changes."""
+    if not g.actions:
+        return  # the facts table reports them (drift, plan advisories)
+    w = g.world
+    sec = w.o.hub.secret
+    if not sec.exists or sec.malformed:
+        what = ("does not exist" if not sec.exists
+                else "is malformed: " + "; ".join(sec.malformed))
+        yield _v("FG013", "hub.secret", f"hub secret {w.d.hub.secret} {what}",
+                 "not overridable: fix FLIP_API (FLIP's Terraform writes it from TF_VAR_*), "
+                 "then plan again; nothing was changed")
+    if not w.o.ledger.readable:
+        yield _v("FG013", "state.ledger",
+                 w.o.ledger.error or "flipgitops' ledger cannot be read",
+                 "not overridable: restore the ledger object from the bucket's versions (or "
+                 "fix it), then plan again; nothing was changed")
 
 
 GUARDS: tuple[Guard, ...] = (
@@ -356,6 +382,7 @@ GUARDS: tuple[Guard, ...] = (
     Guard("FG010", "every active trust gets the new FL kit", True, "--allow FG010", _fg010),
     Guard("FG011", "the manifest's registry is the hub's", False, "never", _fg011),
     Guard("FG012", "the allowlist fits its security group", False, "never", _fg012),
+    Guard("FG013", "the hub secret and the ledger are sound", False, "never", _fg013),
 )
 GUARDS_BY_ID: dict[str, Guard] = {g.id: g for g in GUARDS}
 

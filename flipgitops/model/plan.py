@@ -48,7 +48,7 @@ def _show(value: Any) -> str:
 class Violation(Frozen):
     """A guard firing: which guard, on what, and how to proceed."""
 
-    guard: str  # FG001..FG012
+    guard: str  # FG001..FG013
     target: str
     message: str
     how_to_proceed: str

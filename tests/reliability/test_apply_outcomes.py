@@ -10,8 +10,6 @@ deleted mid-run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,26 +19,23 @@ from flipgitops.adapters.aws_session import Clients
 from flipgitops.adapters.state_store import StateStore
 from flipgitops.core.drift import drift_report
 from flipgitops.core.planner import plan
-from flipgitops.engine.apply import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, Interrupt, Run, execute
-from flipgitops.engine.executors import ExecContext, load_executors
+from flipgitops.engine.apply import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, execute
+from flipgitops.engine.executors import load_executors
 from flipgitops.engine.planning import exit_code
-from flipgitops.engine.ports import Ports
-from flipgitops.engine.ports_hosts import HostResult, HostTask
 from flipgitops.errors import AwsError
 from flipgitops.model.actions import ActionKind
-from flipgitops.model.manifest import Manifest
 from flipgitops.model.observed import ObservedState
-from flipgitops.model.plan import Plan, PlanOptions
+from flipgitops.model.plan import Plan
 from flipgitops.sandbox.moto_server import MotoServer
 from flipgitops.ui.report import print_apply_result
 from tests.builders import (
     manifest,
     observed_matching,
-    simulate_apply,
     with_allowlist,
     with_service,
     with_stack_stopped,
 )
+from tests.reliability.engineworld import ListJournal, World
 
 REGION: Any = "eu-west-2"
 
@@ -48,76 +43,6 @@ REGION: Any = "eu-west-2"
 @pytest.fixture(autouse=True)
 def _executors() -> None:
     load_executors()
-
-
-class World:
-    """One environment: a manifest, what is live, and hosts that change it when told."""
-
-    def __init__(self, m: Manifest, observed: ObservedState) -> None:
-        self.m = m
-        self.observed = observed
-        self.recorded: list[str] = []
-        self.host_runs: list[str] = []
-        self.on_host_run: Any = None  # called before a host run (the "bad day")
-        self.interrupt = Interrupt()
-
-    # -- the HostPort (only what host executors call) --------------------------------------
-
-    def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
-            cancel: Any = None) -> dict[str, HostResult]:
-        if self.on_host_run is not None:
-            self.on_host_run(kind)
-        self.host_runs.append(str(kind))
-        fresh = plan(self.m, self.observed)
-        names = {t.target.trust for t in tasks}
-        done = [a for a in fresh.actions if a.kind == kind and a.target in names]
-        self.observed = simulate_apply(self.m, self.observed, done)
-        return {n: HostResult(n, True, True, f"{kind}: done") for n in names}
-
-    def resolve_references(self, refs: Any, *, region: str | None = None) -> dict[str, Any]:
-        return {}
-
-    # -- the Run ---------------------------------------------------------------------------
-
-    def observe_and_plan(self) -> tuple[ObservedState, Plan]:
-        return self.observed, plan(self.m, self.observed)
-
-    def context(self, observed: ObservedState, p: Plan) -> ExecContext:
-        ports = Ports(hub=None, escrow=None, state=None, hosts=self,  # type: ignore[arg-type]
-                      kits=None, release=None)  # type: ignore[arg-type]
-        return ExecContext(manifest=self.m, manifest_dir=Path("."), observed=observed,
-                           ports=ports, cancel=self.interrupt.is_set)
-
-    def record(self, observed: ObservedState, p: Plan) -> str:
-        self.recorded.append(p.fingerprint)
-        return "c0ffee"
-
-    def make_run(self, journal: Any = None) -> Run:
-        return Run(manifest=self.m, manifest_path=Path("environments/dev.yaml"),
-                   options=PlanOptions(), observe_and_plan=self.observe_and_plan,
-                   context=self.context, journal=journal, interrupt=self.interrupt,
-                   record_converged=self.record, run_id="20260101T000000Z-0badda7a")
-
-
-class ListJournal:
-    def __init__(self) -> None:
-        self.lines: list[dict[str, Any]] = []
-
-    def event(self, event: str, **fields: Any) -> None:
-        self.lines.append({"event": event, **fields})
-
-    def start(self, action: Any) -> None:
-        self.event("action.start", action=action.id)
-
-    def finish(self, action: Any, *, changed: bool | None = None,
-               message: str | None = None) -> None:
-        self.event("action.finish", action=action.id)
-
-    def failure(self, action: Any, error: str) -> None:
-        self.event("action.failure", action=action.id)
-
-    def skipped(self, action: Any, reason: str) -> None:
-        self.event("action.not_run", action=action.id, reason=reason)
 
 
 def _no_sg(o: ObservedState) -> ObservedState:
