@@ -56,6 +56,8 @@ def _no_sg(o: ObservedState) -> ObservedState:
     ("security group", _no_sg, "security group flip-fl-server-nlb not found"),
     ("ECS service", lambda o: with_service(o, "fl_server", exists=False),
      "ECS service fl-server-net-1 not found"),
+    ("task definition", lambda o: with_service(o, "flip_api", task_definition_exists=False),
+     "the task definition of flip-api was deleted"),
 ])
 def test_a_missing_hub_resource_is_drift_to_plan_apply_and_drift(
         what: str, breaks: Any, says: str) -> None:

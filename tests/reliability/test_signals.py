@@ -2,6 +2,7 @@
 a local trust host, `python -m flipgitops apply` as a subprocess).
 
 Each signal is sent to the apply process at a different point of one onboarding:
+- SIGTERM while the process starts, before any lock: no lock, no journal;
 - SIGTERM at the confirmation prompt (a terminal as stdin): the apply ends at once, 143,
   nothing ran and the lock is gone;
 - SIGTERM while the lock is held and the hosts' facts are being gathered (an Ansible run:
@@ -64,6 +65,14 @@ def _interrupted(state: StateBucket, before: list[str], code: int, live: Live,
 def test_each_signal_at_each_point_stops_cleanly_and_a_rerun_converges(box: Sandbox) -> None:
     state = StateBucket(box)
     timings: dict[str, float] = {}
+
+    # 0. before the lock: while the process starts (Python's default action, or ours)
+    early = Live(box, *APPLY)
+    time.sleep(0.3)
+    early.send(signal.SIGTERM)
+    assert early.finish(60) in (-signal.SIGTERM, 143), early.text
+    assert "Traceback" not in early.text
+    assert state.lock() is None and state.runs() == []
 
     # 1. at the prompt: nothing started
     t0 = time.monotonic()
