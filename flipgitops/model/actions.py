@@ -257,7 +257,7 @@ class Action(BaseModel):
         if not isinstance(data, dict):
             return data
         try:
-            kind = ActionKind(data.get("kind"))
+            kind = ActionKind(str(data.get("kind")))
         except ValueError:
             known = ", ".join(k.value for k in ActionKind)
             raise ValueError(f"unknown action kind {data.get('kind')!r} (known: {known})") \
