@@ -1,10 +1,13 @@
-"""The SSH trust-host tests skip where the machine cannot make namespaces, except in CI."""
+"""The SSH trust-host helpers: skip where the machine cannot make namespaces, except in CI;
+secrets found are named by fingerprint only."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.sshhosts import fingerprint, secrets_in, skip_or_fail
+from tests.sshhosts import fingerprint, scan_tree, secrets_in, skip_or_fail
 
 
 def test_without_ci_the_ssh_tests_skip_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +27,14 @@ def test_a_found_secret_is_named_by_its_fingerprint_only() -> None:
     found = secrets_in(b"prefix " + secret.encode() + b" suffix", [secret, "absent-value"])
     assert found == [fingerprint(secret)]
     assert secret not in found[0] and found[0].startswith("sha256:")
+
+
+def test_the_tree_scan_finds_a_planted_secret_and_honours_skips(tmp_path: Path) -> None:
+    secret = "planted-" + "x7" * 12
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "leak.txt").write_text(f"KEY={secret}\n")
+    (tmp_path / "kit").write_text(secret)
+    (tmp_path / "link").symlink_to(tmp_path / "kit")
+    found = scan_tree(tmp_path, [secret], skip=[tmp_path / "kit"])
+    assert found == [f"{tmp_path / 'a' / 'leak.txt'}: {fingerprint(secret)}"]
+    assert scan_tree(tmp_path, [secret], skip=[tmp_path / "kit", tmp_path / "a"]) == []
