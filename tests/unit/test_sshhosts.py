@@ -3,11 +3,12 @@ secrets found are named by fingerprint only."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.sshhosts import fingerprint, scan_tree, secrets_in, skip_or_fail
+from tests.sshhosts import fingerprint, scan_tree, secrets_in, skip_or_fail, unavailable
 
 
 def test_without_ci_the_ssh_tests_skip_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,3 +39,10 @@ def test_the_tree_scan_finds_a_planted_secret_and_honours_skips(tmp_path: Path) 
     found = scan_tree(tmp_path, [secret], skip=[tmp_path / "kit"])
     assert found == [f"{tmp_path / 'a' / 'leak.txt'}: {fingerprint(secret)}"]
     assert scan_tree(tmp_path, [secret], skip=[tmp_path / "kit", tmp_path / "a"]) == []
+
+
+def test_a_machine_where_we_are_not_root_cannot_make_ssh_hosts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    reason = unavailable()
+    assert reason is not None and "root" in reason
