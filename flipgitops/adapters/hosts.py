@@ -30,6 +30,8 @@ import os
 import re
 import shutil
 import signal
+import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 MAX_FORKS = 20
 RUN_TIMEOUT_SECONDS = 3600
 PRIVATE_PREFIX = "flipgitops-ansible-"
+CONTROL_DIR = "cp"  # ssh ControlPath sockets of one run, inside its private dir
+SSH_EXIT_TIMEOUT_SECONDS = 10
 _PRIVATE_RE = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d+)-")
 # The environment the runner (and so Ansible and its modules on local hosts) gets from us.
 _PASS_ENV = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TERM")
@@ -202,6 +206,7 @@ class AnsibleHosts:
                     self.module_invocations[trust] = self.module_invocations.get(trust, 0) + (
                         1 if outcomes[trust].result is not None else 0)
         finally:
+            close_ssh_masters(pdd / CONTROL_DIR)
             keys.close()
             shutil.rmtree(pdd, ignore_errors=True)
         return outcomes
@@ -350,6 +355,28 @@ def remove_stale_private_dirs(tmp: str) -> list[str]:
     return removed
 
 
+def close_ssh_masters(control_dir: Path) -> int:
+    """Stop the ssh connection masters a run left behind; returns how many were asked.
+
+    Ansible's ssh connection runs with `ControlMaster=auto -o ControlPersist=60s`: the first
+    connection to a host forks a master that outlives ansible-playbook for a minute, holding
+    an authenticated session to the trust host (and a process of ours) after the run ended
+    and its private dir was deleted. Each socket in the run's control dir is a live master;
+    `ssh -O exit` asks it to close its session and exit.
+    """
+    try:
+        sockets = [e.path for e in os.scandir(control_dir)
+                   if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode)]
+    except OSError:
+        return 0
+    for path in sockets:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "flipgitops"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=SSH_EXIT_TIMEOUT_SECONDS, check=False)
+    return len(sockets)
+
+
 class _KeyFiles:
     """SSH private keys in memfds (RAM only), reached by ssh as /proc/<pid>/fd/<n>."""
 
@@ -399,7 +426,7 @@ def _runner_env(prepared: Mapping[str, str], root: Path, pdd: Path,
         "ANSIBLE_HOME": str(pdd / "ansible_home"),
         "ANSIBLE_LOCAL_TEMP": str(pdd / "local_tmp"),
         "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / CONTROL_DIR),
         "ANSIBLE_LOG_PATH": os.devnull,
         "ANSIBLE_DEBUG": "False",
         "ANSIBLE_VERBOSITY": "0",

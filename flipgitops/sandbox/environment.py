@@ -3,9 +3,11 @@
 A moto server plays AWS, the stand-in FLIP (`sandbox/flip/`) plays FLIP's hub (one-off
 tasks, flip-api, the image registry, FL kits) and trust side (a FLIP checkout, the container
 CLI, trust-api), and trust hosts are directories on this machine reached with Ansible's
-`connection: local`. The manifest lives in a real git repository, and flipgitops runs as a
-real subprocess with the environment an operator's shell would have (AWS_* for the emulator,
-FLIPGITOPS_ENDPOINTS for the stand-in hub). Nothing outlives `Sandbox.close()`.
+`connection: local` (or, given `host_fields`, any host the caller set up, e.g. sshd in a
+network namespace: the hub then binds an address those hosts can reach). The manifest
+lives in a real git repository, and flipgitops runs as a real subprocess with the environment
+an operator's shell would have (AWS_* for the emulator, FLIPGITOPS_ENDPOINTS for the stand-in
+hub). Nothing outlives `Sandbox.close()`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class Sandbox:
     repo: Path
     env_name: str
     seed: SeedResult | None = None
+    # Where each host's flip_root and container-CLI state live (default <root>/hosts), and
+    # per trust the manifest `host` fields that replace the local defaults (ssh hosts).
+    hosts_root: Path | None = None
+    host_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
     # -- paths and processes ---------------------------------------------------------------
@@ -87,11 +93,15 @@ class Sandbox:
     def manifest_path(self) -> Path:
         return self.repo / "environments" / f"{self.env_name}.yaml"
 
+    @property
+    def hosts_dir(self) -> Path:
+        return self.hosts_root or self.root / "hosts"
+
     def flip_root(self, trust: str) -> Path:
-        return self.root / "hosts" / trust / "flip"
+        return self.hosts_dir / trust / "flip"
 
     def daemon_dir(self, trust: str) -> Path:
-        return self.root / "hosts" / trust / "docker"
+        return self.hosts_dir / trust / "docker"
 
     def docker(self, trust: str) -> str:
         return (f"{standin_docker()} --daemon-dir {self.daemon_dir(trust)} "
@@ -130,7 +140,8 @@ class Sandbox:
                 doc["fl_kit_slot"] = t.slot or t.name
             if t.kind != "tre":
                 doc["host"] = {"connection": "local", "flip_root": str(self.flip_root(t.name)),
-                               "docker": self.docker(t.name)}
+                               "docker": self.docker(t.name),
+                               **self.host_fields.get(t.name, {})}
                 doc["settings"] = {"NUM_AVAILABLE_GPUS": "0", "POLL_INTERVAL_SECONDS": "1"}
             docs.append(doc)
         hub: dict[str, Any] = {
@@ -174,7 +185,7 @@ class Sandbox:
     # -- teardown -----------------------------------------------------------------------------
 
     def stop_trust_processes(self) -> int:
-        hosts = self.root / "hosts"
+        hosts = self.hosts_dir
         stopped = 0
         if hosts.is_dir():
             for host in hosts.iterdir():
@@ -197,25 +208,39 @@ def _git(repo: Path, *args: str) -> None:
 def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = DEFAULT_TRUSTS,
             registry: Literal["database", "secret"] = "database", allowlist: str = "aws-api",
             existing: Sequence[str] | Literal["all"] = (), moto: MotoServer | None = None,
-            seed: bool = True, kit_dates: list[str] | None = None) -> Iterator[Sandbox]:
+            seed: bool = True, kit_dates: list[str] | None = None,
+            hub_bind: str = "127.0.0.1", hub_advertise: str | None = None,
+            hosts_root: Path | None = None,
+            host_fields: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[Sandbox]:
     """A running world; ``existing`` names trusts FLIP's own procedures already registered
-    (no flipgitops state anywhere). The caller may pass a moto server it keeps across tests."""
+    (no flipgitops state anywhere). The caller may pass a moto server it keeps across tests.
+
+    ``hub_bind``/``hub_advertise``: where the stand-in hub listens and the address hosts are
+    told (a veth address for hosts in network namespaces); ``hosts_root``: where the hosts'
+    directories go (a path both the hosts' login users and root can reach);
+    ``host_fields``: per trust, manifest `host` fields replacing the local defaults."""
     root.mkdir(parents=True, exist_ok=True)
     stack = ExitStack()
     box: Sandbox | None = None
     try:
         server = moto if moto is not None else stack.enter_context(moto_server())
         hub = stack.enter_context(StandinHub(server.url, REGION, domain=DOMAIN, fl_host=FL_HOST,
-                                             fl_port=8002, era=registry))
+                                             fl_port=8002, era=registry, bind=hub_bind,
+                                             advertise=hub_advertise))
         write_world(root / "world.json", {f"https://{DOMAIN}": hub.hub_url})
         checkout = make_flip_checkout(root / "FLIP")
         repo = root / "repo"
         (repo / "environments").mkdir(parents=True, exist_ok=True)
         _git(repo, "init", "-q", "-b", "main")
         box = Sandbox(root=root, moto=server, hub=hub, checkout=checkout, repo=repo,
-                      env_name=env_name, _stack=stack)
+                      env_name=env_name, hosts_root=hosts_root,
+                      host_fields={k: dict(v) for k, v in (host_fields or {}).items()},
+                      _stack=stack)
         box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist),
                            commit="the environment")
+        for t in trusts:  # 0755: the stand-in CLI would make it 0700 (root's) on first use,
+            if t.kind != "tre":  # and an ssh host's login user must reach its flip_root
+                (box.hosts_dir / t.name).mkdir(mode=0o755, parents=True, exist_ok=True)
         if seed:
             box.seed = seed_hub(box.load_manifest(), hub, existing=existing,
                                 kit_dates=kit_dates)
@@ -224,4 +249,4 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
         if box is not None:
             box.stop_trust_processes()
         stack.close()
-        shutil.rmtree(root / "hosts", ignore_errors=True)
+        shutil.rmtree(hosts_root or root / "hosts", ignore_errors=True)
