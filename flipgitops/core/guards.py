@@ -35,6 +35,7 @@ from flipgitops.model.actions import (
     TerraformParams,
 )
 from flipgitops.model.manifest import Manifest
+from flipgitops.model.observed import IngressRule
 from flipgitops.model.plan import PlanOptions, Violation
 
 K = ActionKind
@@ -157,7 +158,7 @@ def _fg002_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
 
 def _fg003(g: GuardInput) -> Iterator[Violation]:
     d = g.world.d
-    for a in g.of(K.DATABASE_RESET_SCHEMA):
+    for _ in g.of(K.DATABASE_RESET_SCHEMA):
         gen = d.hub.database.generation
         yield _v("FG003", d.hub.database.identifier,
                  f"database {d.hub.database.identifier} is recreated (generation {gen}): every "
@@ -308,18 +309,30 @@ def _fg011(g: GuardInput) -> Iterator[Violation]:
                  "wrong registry would leave every trust unable to authenticate)")
 
 
-def rules_after(g: GuardInput) -> int:
-    """Inbound rules the security group holds once this plan ran."""
+def rules_at_peak(g: GuardInput) -> int:
+    """Inbound rules the security group holds at the fullest point of this plan, as AWS
+    counts them against its IPv4 rule quota.
+
+    The allowlist executor adds a trust's new rule before it revokes the old one, so the
+    peak is the live rules plus the additions; an IP change on a full group fails at the
+    add, not after the revoke. Counted per rule (one CIDR may hold a port-exact rule and a
+    wider one: AWS counts both), IPv4 only (IPv6 rules have their own quota), plus the
+    group's other inbound rules (`ObservedAllowlist.other_rules`). In terraform mode the
+    rules the hub's Terraform owns become the rendered list; Terraform orders its creates
+    and destroys freely, so the same peak is assumed."""
     w = g.world
     al = w.o.hub.allowlist
+    port = w.d.hub.fl_server.port
+    ipv4 = [r for r in al.rules if ":" not in r.cidr]
+    def port_exact(r: IngressRule) -> bool:
+        return r.protocol in ("tcp", "6") and r.from_port == port == r.to_port
+    exact = {r.cidr for r in ipv4 if port_exact(r)}
+    wider = [r for r in ipv4 if not port_exact(r)]
     added = {r.cidr for a in g.of(K.ALLOWLIST_UPDATE) for r in a.typed(AllowlistParams).add}
-    revoked = {r.cidr for a in g.of(K.ALLOWLIST_UPDATE) for r in a.typed(AllowlistParams).revoke}
-    live = {r.cidr for r in al.rules}
     tf = g.of(K.TERRAFORM_APPLY)
     if tf:
-        wanted = {cidr_of(ip) for ip in tf[-1].typed(TerraformParams).local_trust_public_ips}
-        live = {r.cidr for r in al.rules if not terraform_owned(r)} | wanted
-    return len((live | added) - revoked) + al.other_rules
+        added |= {cidr_of(ip) for ip in tf[-1].typed(TerraformParams).local_trust_public_ips}
+    return len(wider) + len(exact | added) + al.other_rules
 
 
 def _fg012(g: GuardInput) -> Iterator[Violation]:
@@ -333,13 +346,15 @@ def _fg012(g: GuardInput) -> Iterator[Violation]:
     if not al.exists or not (g.of(K.ALLOWLIST_UPDATE) or g.of(K.TERRAFORM_APPLY)):
         return
     quota = al.rule_quota or w.d.hub.fl_server.rule_quota
-    needed = rules_after(g)
+    needed = rules_at_peak(g)
     if needed > quota:
         yield _v("FG012", "hub.fl_server.rule_quota",
-                 f"the allowlist would need {needed} inbound rules in {al.group_id or al.group_name}"
-                 f", which may hold {quota}: AWS would refuse part-way",
-                 "not overridable: ask AWS for a higher 'Inbound rules per security group' "
-                 "quota (and set hub.fl_server.rule_quota), or remove trusts")
+                 f"the allowlist would need {needed} inbound rules in "
+                 f"{al.group_id or al.group_name} ({al.other_rules} of them not trusts' FL-port "
+                 f"rules), which may hold {quota}: AWS would refuse part-way",
+                 "not overridable: ask AWS for a higher 'Inbound or outbound rules per security "
+                 "group' quota (Service Quotas vpc L-0EA8095F; set hub.fl_server.rule_quota "
+                 "where Service Quotas cannot be read), or remove trusts")
 
 
 GUARDS: tuple[Guard, ...] = (
