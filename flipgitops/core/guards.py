@@ -253,6 +253,25 @@ def _fg008_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
                  f"{rc.address}",
                  "change the Terraform so it is updated in place (or moved with a `moved` "
                  "block), or --allow FG008 after a reviewed backup")
+    # The hub data flipgitops relies on, rewritten from CI's variables: as bad as a loss.
+    for rc in tf.secret_rewrites(d.hub.secret):
+        keys = ("AES_KEY_BASE64, INTERNAL_SERVICE_KEY, INTERNAL_SERVICE_KEY_HASH"
+                + (", TRUST_API_KEY_HASHES" if d.hub.trust_registry == "secret" else ""))
+        yield _v("FG008", rc.address,
+                 f"Terraform would rewrite {d.hub.secret} ({rc.address}, {rc.kind}) from "
+                 f"TF_VAR_{{{keys}}}: the keys live in it now (an internal service key "
+                 "flipgitops rotated, the trusts' hashes it registered) would be replaced by "
+                 "CI's values",
+                 f"set those TF_VARs to what {d.hub.secret} holds (the internal key is escrowed "
+                 f"at /flipgitops/{d.environment}/hub/internal-service-key), re-plan, or "
+                 "--allow FG008 if the rewrite is the intent")
+    for rc in tf.slot_pool_emptied():
+        yield _v("FG008", rc.address,
+                 f"Terraform would set {rc.address} (SSM /flip/fl_kit_slot_names) to []: "
+                 "register_trust then has no FL kit slot to reconcile from "
+                 "(NoFreeKitSlotError) — TF_VAR_FL_KIT_SLOT_NAMES is missing or empty here",
+                 "export TF_VAR_FL_KIT_SLOT_NAMES (the JSON list FLIP's env file holds) and "
+                 "re-plan, or --allow FG008")
 
 
 def _fg008(g: GuardInput) -> Iterator[Violation]:
@@ -365,8 +384,8 @@ GUARDS: tuple[Guard, ...] = (
     Guard("FG005", "immutable image tags", False, "fix the tag", _fg005),
     Guard("FG006", "the right AWS account and region", False, "never", _fg006),
     Guard("FG007", "FL may be training", True, "--fl-quiesced", _fg007, _fg007_tf),
-    Guard("FG008", "protected resources in a Terraform plan", True, "--allow FG008", _fg008,
-          _fg008_tf),
+    Guard("FG008", "protected resources and hub data in a Terraform plan", True,
+          "--allow FG008", _fg008, _fg008_tf),
     Guard("FG009", "re-registering a trust (database registry)", True, "--allow FG009", _fg009),
     Guard("FG010", "every active trust gets the new FL kit", True, "--allow FG010", _fg010),
     Guard("FG011", "the manifest's registry is the hub's", False, "never", _fg011),
