@@ -152,7 +152,9 @@ def test_hub_operations_end_to_end(tmp_path: Path, moto: MotoServer) -> None:
         r = w.cli("apply", "--env", "dev", "--yes", "--fl-quiesced")
         assert r.code == 1, r.text
         assert "did not stabilise" in r.err
-        assert "rolled back flip-api to flip-api:" in r.err and "NOT rolled back" not in r.err
+        for name, arn in before_state[0].items():  # each named with its previous revision
+            assert "rolled back" in r.err and f"{name} to {arn.rsplit('/', 1)[-1]}" in r.err
+        assert "NOT rolled back" not in r.err
         services, active = w.hub_state()
         assert services == before_state[0]  # back on the previous revisions
         assert active == before_state[1]  # the failed revisions deregistered
