@@ -53,7 +53,9 @@ class ObservedAllowlist(Frozen):
     rules: tuple[IngressRule, ...] = ()
     # Inbound rules the group may hold, when AWS says (Service Quotas); else the manifest's.
     rule_quota: int | None = None
-    # Inbound rules on the group that are not on the FL port (they count against the quota).
+    # Inbound rules that count against the group's IPv4 rule quota besides the IPv4 FL-port
+    # rules in `rules`: other ports and protocols, group references, and referenced prefix
+    # lists by their maximum entries (AWS counts IPv4 and IPv6 rules separately).
     other_rules: int = 0
     # allowlist `terraform` only: CIDR -> trust, from flipgitops' allowlist record. The hub's
     # Terraform describes a rule by its IP alone, so without this a trust's old rule could not

@@ -63,25 +63,40 @@ def print_apply_result(result: ApplyResult, fmt: str, echo: Echo) -> None:
 _MARK = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 
+def _verdict(report: StatusReport) -> str:
+    """`healthy (14 ok, 1 warn)` or `UNHEALTHY: Trust_1 (stack, authentication)` — the
+    failing sections with their failing checks, so a one-line CI log names the culprit."""
+    counts = report.counts
+    tally = f"{counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail"
+    if report.healthy:
+        return f"healthy ({tally})"
+    parts = []
+    for section in report.failing:
+        checks = [r.check for r in report.rows if r.section == section and r.state == "fail"]
+        parts.append(f"{section} ({', '.join(checks)})")
+    return f"UNHEALTHY: {'; '.join(parts)} ({tally})"
+
+
 def render_status(report: StatusReport, fmt: str, *, color: bool = False) -> str:
+    """text for terminals, markdown for a PR or issue comment, json (format_version 1)."""
     if fmt == "json":
         data = {"format_version": "1", "environment": report.environment,
                 "healthy": report.healthy, "failing": list(report.failing),
-                "observed_at": report.observed_at,
+                "counts": report.counts, "observed_at": report.observed_at,
                 "rows": [r.model_dump(mode="json") for r in report.rows]}
         return json.dumps(data, indent=2)
     if fmt == "markdown":
-        from flipgitops.core.render.md import code_cell, text
+        from flipgitops.core.render import md
 
-        head = "healthy" if report.healthy else "UNHEALTHY: " + ", ".join(report.failing)
-        lines = [f"### flipgitops status for {code_cell(report.environment)}: {text(head)}", "",
+        lines = [f"### flipgitops status for {md.code(report.environment)}: "
+                 f"{md.text(_verdict(report))}", "",
                  "| | section | check | detail |", "|---|---|---|---|"]
-        lines += [f"| {_MARK[r.state]} | {code_cell(r.section)} | {text(r.check)} | "
-                  f"{text(r.detail)} |" for r in report.rows]
+        lines += [f"| {_MARK[r.state]} | {md.text(r.section)} | {md.text(r.check)} | "
+                  f"{md.text(r.detail)} |" for r in report.rows]
         return "\n".join(lines)
     width = max((len(r.check) for r in report.rows), default=10)
-    lines = [f"flipgitops status for {report.environment}"
-             + (f" at {report.observed_at}" if report.observed_at else ""), ""]
+    lines = [f"flipgitops status for {safe_text(report.environment)}"
+             + (f" at {safe_text(report.observed_at)}" if report.observed_at else ""), ""]
     section = None
     for r in report.rows:
         if r.section != section:
@@ -89,11 +104,10 @@ def render_status(report: StatusReport, fmt: str, *, color: bool = False) -> str
             lines.append(safe_text(section if section == "hub" else f"trust {section}"))
         mark = _MARK[r.state]
         if color:
-            style = {"ok": "green", "warn": "yellow", "fail": "bold red"}[r.state]
-            mark = click.style(mark, fg=style.split()[-1], bold=r.state == "fail")
+            mark = click.style(mark, fg={"ok": "green", "warn": "yellow", "fail": "red"}[r.state],
+                               bold=r.state == "fail")
         lines.append(f"  {mark} {safe_text(r.check).ljust(width)}  {safe_text(r.detail)}")
-    lines += ["", "healthy" if report.healthy else
-              "UNHEALTHY: " + ", ".join(safe_text(s) for s in report.failing)]
+    lines += ["", safe_text(_verdict(report))]
     return "\n".join(lines)
 
 
