@@ -49,7 +49,7 @@ def test_only_data_destroying_kinds_are_destructive() -> None:
 
 
 def test_a_misspelled_kind_is_refused_naming_it() -> None:
-    with pytest.raises(ValidationError, match="hub.deplyo_image"):
+    with pytest.raises(ValidationError, match=r"hub\.deplyo_image"):
         Action.model_validate({"id": "x", "kind": "hub.deplyo_image", "target": "hub"})
 
 
