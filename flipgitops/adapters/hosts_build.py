@@ -243,8 +243,10 @@ def provision_dirs(root: str, profile: Mapping[str, str], backend: str,
     """[path, mode, owner, group] in creation order: FLIP's flip_trust_dirs and the
     flip_fl_kit precreate of FL_KIT_DIR, rebased on flip_root and the kit file's dirs."""
     fl = str(FL_KIT_OWNER_UID)
+    # An empty value is an absent one (FLIP's compose defaults are `${VAR:-…}`): an adopted
+    # `settings: {OBSERVABILITY_CONFIG_DIR: ""}` means compose's default, not a dir "".
     profile = {k: host_path(root, v) if k.endswith(("_DIR", "_VOLUME")) and "/" in v else v
-               for k, v in profile.items()}
+               for k, v in profile.items() if v != ""}
     dirs: list[list[Any]] = [
         [root, "0755", owner, None],
         [f"{root}/trust", "0755", owner, None],

@@ -381,7 +381,22 @@ def _trust(d: Manifest, o: ObservedState, world: World, index: int, t: Trust,
         edit((*path, "region"), t.region, region if region else REMOVE,
              "the kit file's TRUST_REGION" if region else "the kit file has no TRUST_REGION")
         adopted = t.model_copy(update={"code": code, "region": region, "settings": {}})
-        settings = adopted_settings(d, adopted, values, slot_number=number or 0)
+        fl_dir: str | None = None
+        try:
+            settings = adopted_settings(d, adopted, values, slot_number=number or 0)
+            fl_dir = kitfile.host_profile(d, adopted, slot_number=number).get("FL_KIT_DIR")
+        except kitfile.KitFileError as exc:
+            notes.append(f"its settings cannot be worked out: {exc}")
+            settings = dict(t.settings)
+        extra = sorted(set(values) - set(kitfile.ALL_KEYS))
+        if extra:
+            notes.append("kit-file keys flipgitops does not write: " + ", ".join(extra[:8])
+                         + (" …" if len(extra) > 8 else "") + " (a kit file flipgitops "
+                         "writes later will not have them)")
+        if fl_dir is not None and values.get("FL_KIT_DIR") not in (None, fl_dir):
+            notes.append(f"FL_KIT_DIR is {values['FL_KIT_DIR']}, flipgitops keeps the FL kit "
+                         f"in {fl_dir} (not a setting): plan will rewrite the kit file and "
+                         "deliver the FL kit there")
         if settings != dict(t.settings):
             edit((*path, "settings"), dict(t.settings) or None, settings or REMOVE,
                  "the kit file's values that differ from flipgitops' defaults")

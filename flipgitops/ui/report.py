@@ -130,7 +130,7 @@ def _after(plan: Plan | None) -> list[str]:
     else:
         lines = [f"{len(plan.actions)} action(s) (adopt does not run them; review them with "
                  "`flipgitops plan`):"]
-        lines += [f"  {a.id}: {a.description}" for a in plan.actions]
+        lines += [f"{a.id}: {a.description}" for a in plan.actions]
     lines += [f"advisory: {a}" for a in plan.advisories]
     lines += [f"unknown: {u}" for u in plan.unknown]
     return lines
@@ -198,8 +198,11 @@ def render_adoption(result: Any, fmt: str) -> str:
     def section(title: str) -> None:
         out.extend(["", f"#### {title}" if md else f"{title}:"])
 
-    def item(line: str) -> None:
-        out.append(f"- {text(line)}" if md else f"  {safe_text(line)}")
+    def item(line: str, sub: bool = False) -> None:
+        if md:
+            out.append(("  - " if sub else "- ") + text(line))
+        else:
+            out.append(("      " if sub else "  ") + safe_text(line))
 
     out.append(("### " if md else "") + f"flipgitops adopt for {text(result.environment)} "
                f"({text(result.manifest_path)})")
@@ -228,11 +231,11 @@ def render_adoption(result: Any, fmt: str) -> str:
         for t in result.trusts:
             item(f"{t.name} ({t.kind}): {_VERDICT.get(t.verdict, t.verdict)}")
             for reason in t.reasons:
-                item(f"    {reason}")
+                item(reason, sub=True)
             if t.verdict in ("not held", "unconfirmed"):
-                item(f"    not held means: {t.not_held_means}")
+                item(f"not held means: {t.not_held_means}", sub=True)
             for note in t.notes:
-                item(f"    note: {note}")
+                item(f"note: {note}", sub=True)
     if result.unmanaged:
         section("Unmanaged (listed, not fixed)")
         for u in result.unmanaged:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +433,52 @@ def test_edits_keep_comments_order_and_indentation() -> None:
     assert "    date: '2025-06-01'" in lines or '    date: "2025-06-01"' in lines
     assert "  database:" in lines and "    generation: 2" in lines
     assert apply_edits(FILE, []) == FILE
+
+
+def test_an_empty_setting_provisions_what_compose_defaults_to() -> None:
+    from flipgitops.adapters import hosts_build
+
+    dirs = [d[0] for d in hosts_build.provision_dirs("/srv/flip", {
+        "OBSERVABILITY_CONFIG_DIR": "", "LOKI_DATA_VOLUME": "", "OMOP_DATA_DIR": "",
+        "FL_KIT_DIR": "/srv/flip/fl-kit"}, "nvflare", None)]
+    assert "" not in dirs and "/srv/flip/config/observability" in dirs
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_the_report_names_what_is_not_held_and_shows_no_hash_in_full(fmt: str) -> None:
+    import re
+
+    from flipgitops.engine.adopt import AdoptionResult, Written
+    from flipgitops.ui.report import render_adoption
+
+    m = manifest([trust("Trust_1"), trust("Trust_2", kind="tre")], registry="secret")
+    o = flip_way(m)
+    d = starting(m)
+    adoption = core.adopt(d, o)
+    text = text_of(d)
+    result = AdoptionResult(m.environment, "environments/dev.yaml", True,
+                            diff="--- a\n+++ b\n-x\n+y\n", edits=adoption.edits,
+                            trusts=adoption.trusts, predicted=plan(m, after(adoption, o)),
+                            unmanaged=("ingress rule 192.0.2.7/32 on TCP 8002: no manifest "
+                                       "trust has that IP",),
+                            written=Written(escrow=("/flipgitops/dev/trusts/Trust_1/kit",),
+                                            ledger=("Trust_1", "Trust_2"), manifest=True))
+    out = render_adoption(result, fmt)
+    from flipgitops.core.render import md
+
+    shown = md.text if fmt == "markdown" else str
+    assert shown("Trust_2") in out and "192.0.2.7/32" in out
+    assert "cannot redeliver" in out
+    assert not re.search(r"[0-9a-f]{64}", out)  # never a whole sha256
+    if fmt == "json":
+        data = json.loads(out)
+        assert {t["name"]: t["verdict"] for t in data["trusts"]} == {
+            "Trust_1": "held", "Trust_2": "not held"}
+        assert data["written"]["escrow"] == ["/flipgitops/dev/trusts/Trust_1/kit"]
+    else:
+        assert shown("NOT HELD by flipgitops") in out
+        assert shown("nothing in AWS but the escrow") in out
+    assert text  # the manifest text the diff came from was renderable
