@@ -64,7 +64,7 @@ def _md5() -> Any:
     try:
         return hashlib.md5(usedforsecurity=False)
     except TypeError:  # Python < 3.9
-        return hashlib.md5()  # noqa: S324
+        return hashlib.md5()
 
 
 def _md5_and_size(path: str) -> tuple[str, int] | None:
