@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -47,7 +47,7 @@ from flipgitops.adapters import hosts_build as build
 from flipgitops.adapters.endpoints import EndpointsError, endpoints_from_env
 from flipgitops.adapters.hosts_channel import ChannelServer
 from flipgitops.adapters.secret_refs import SecretRefs
-from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask
+from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask, KitSecrets
 from flipgitops.errors import AdapterError, HostError
 from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import image_tag
@@ -101,7 +101,10 @@ class AnsibleHosts:
     def __init__(self, *, refs: SecretRefs | None = None,
                  endpoints: Mapping[str, Any] | None = None, max_forks: int = MAX_FORKS,
                  timeout_seconds: int = RUN_TIMEOUT_SECONDS, tmp_root: str | None = None,
-                 ) -> None:
+                 observer: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``observer`` sees every event Ansible emits, while the run is in flight (audits
+        and the tests that prove no secret is ever in one)."""
+        self._observer = observer
         self._refs = refs
         self._endpoints = endpoints
         self._max_forks = max_forks
@@ -153,6 +156,37 @@ class AnsibleHosts:
         for trust, outcome in self._run(step, calls, cancel=cancel).items():
             results[trust] = _result(kind, trust, outcome, secrets)
         return results
+
+    def read_kit_secrets(self, targets: Sequence[HostTarget],
+                         keys: Sequence[str]) -> dict[str, KitSecrets]:
+        """adopt: the values of ``keys`` in each target's kit file. The module returns them
+        to the action plugin, which sends them here over the channel and strips them from
+        what Ansible sees (the task is no_log as well); they become SecretStr at once."""
+        calls: dict[str, _Call] = {}
+        out: dict[str, KitSecrets] = {}
+        for target in targets:
+            try:
+                calls[target.trust] = _Call(target, build.READ_SECRETS_MODULE,
+                                            build.read_secrets_spec(target, keys))
+            except build.BuildError as exc:
+                out[target.trust] = KitSecrets(target.trust, False, str(exc))
+        for trust, outcome in self._run(build.READ_SECRETS_STEP, calls, cancel=None).items():
+            res = outcome.result or {}
+            raw = res.pop("secrets", None)
+            outcome.result = None
+            if outcome.unreachable is not None:
+                out[trust] = KitSecrets(trust, False, f"unreachable: {outcome.unreachable}",
+                                        unreachable=True)
+            elif res.get("failed") or not isinstance(raw, dict):
+                why = res.get("msg") or outcome.failed or "no values returned"
+                out[trust] = KitSecrets(trust, False, f"failed: {why}")
+            else:
+                values = {str(k): SecretStr(v) for k, v in raw.items()
+                          if isinstance(v, str) and v and str(k) in keys}
+                out[trust] = KitSecrets(trust, True, str(res.get("msg") or ""), values)
+            if isinstance(raw, dict):
+                raw.clear()
+        return out
 
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
@@ -263,6 +297,8 @@ class AnsibleHosts:
             errors: list[str] = []
 
             def on_event(event: dict[str, Any]) -> bool:
+                if self._observer is not None:
+                    self._observer(event)
                 _record_event(event, outcomes)
                 text = str(event.get("stdout") or "").strip()
                 if text.startswith(("[ERROR]", "ERROR!")):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -64,6 +66,29 @@ class TrustSpec:
     generation: int = 1
     slot: str | None = None
     region: str | None = None
+
+
+# trust/.env.example@01292201's trust-local passwords an operator sets (its dev defaults
+# replaced) and the three `make generate-xnat-credentials` mints.
+_FLIP_LOCAL_PASSWORDS = (
+    "ORTHANC_PASSWORD", "OMOP_POSTGRES_PASSWORD", "DATA_ACCESS_POSTGRES_PASSWORD",
+    "XNAT_ADMIN_INITIAL_PASSWORD", "XNAT_ADMIN_PASSWORD", "XNAT_SERVICE_PASSWORD",
+    "XNAT_DATASOURCE_PASSWORD", "XNAT_DATASOURCE_ADMIN_PASSWORD", "XNAT_ACTIVEMQ_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+
+
+@dataclass(frozen=True)
+class FlipWayTrust:
+    """One trust as FLIP's procedures left it (`Sandbox.set_up_the_flip_way`)."""
+
+    name: str
+    kind: str
+    slot: str
+    slot_number: int
+    kit_file: Path | None  # None for a tre trust (its kit went out of band)
+    secrets: tuple[str, ...] = field(repr=False)  # every secret value it was given
+    verdict: str | None = None  # trust-api's first line about the hub
 
 
 DEFAULT_TRUSTS = (
@@ -181,6 +206,85 @@ class Sandbox:
         from flipgitops.engine.manifests import load_manifest
 
         return load_manifest(self.manifest_path)
+
+    # -- a world FLIP's own procedures made ------------------------------------------------------
+
+    def set_up_the_flip_way(self, *, ref: str = "v2.3.0", wrong_key: Sequence[str] = (),
+                            edits: Mapping[str, str] | None = None,
+                            timeout: float = 60.0) -> dict[str, FlipWayTrust]:
+        """Give every trust the seeder registered what FLIP's own procedures leave it
+        (`sandbox/flip/procedures.py`): for a hosted trust a FLIP clone at ``ref`` in its
+        flip_root, the kit file FLIP's scripts write (with the kit the hub issued, the
+        hub-shared block, XNAT credentials, the operator's host-local edits and ``edits``),
+        the FL kit synced from the bucket, swarm, networks and the stack started as
+        trust/Makefile starts it; its egress IP is the manifest's public_ip. No flipgitops
+        state is written anywhere. ``wrong_key`` trusts get a kit file whose TRUST_API_KEY
+        the hub does not accept (an operator pasted an old key). Returns, per trust, where
+        things are and every secret value FLIP's procedures gave it (for leak searches)."""
+        from flipgitops.sandbox.flip import procedures as fp
+        from flipgitops.sandbox.flip.aws import client
+        from flipgitops.sandbox.flip.flipnames import slot_number
+
+        if self.seed is None:
+            raise RuntimeError("seed the hub first (sandbox(..., seed=True, existing=...))")
+        m = self.load_manifest()
+        h = m.hub
+        registry = h.images.registry.rstrip("/") + "/"
+        date_key = "FLOWER_KIT_DATE" if h.fl_backend == "flower" else "FLARE_KIT_DATE"
+        hub_env = {  # the hub's env file, as `make sync-trust-kit` reads it
+            "AES_KEY_BASE64": self.seed.aes_key,
+            "CENTRAL_HUB_API_URL": f"https://{h.domain}/api",
+            "TRUST_API_KEY_HEADER": h.trust_api_key_header, "FL_BACKEND": h.fl_backend,
+            "FLOWER_KIT_DATE": "", "FLARE_KIT_DATE": "", date_key: h.fl_kits.date,
+            "DOCKER_TAG": h.images.hub_tag, "DOCKER_REGISTRY": registry,
+            "DOCKER_FL_TAG": h.images.fl_tag, "DOCKER_FL_REGISTRY": registry,
+            "NLB_SUBDOMAIN": h.fl_hostname, "FL_SERVER_PORT": str(h.fl_server.port),
+        }
+        s3 = client("s3", self.moto.url, m.aws.region)
+        out: dict[str, FlipWayTrust] = {}
+        for t in m.trusts:
+            if t.name not in self.seed.trust_ids:
+                continue
+            kit = dict(self.seed.trust_kits.get(t.name) or {
+                # E2 (secret era): the operator minted the keys (generate_trust_key), put the
+                # hash in TF_VAR_TRUST_API_KEY_HASHES and left EXPECTED_TRUST_ID blank.
+                "trust_id": "", "trust_api_key": self.seed.trust_keys[t.name],
+                "trust_internal_service_key": secrets.token_urlsafe(32),
+                "fl_kit_slot": t.fl_kit_slot,
+                "fl_kit_slot_number": slot_number(t.fl_kit_slot or ""),
+            })
+            if t.name in wrong_key:
+                kit["trust_api_key"] = secrets.token_urlsafe(32)
+            slot, number = str(kit["fl_kit_slot"]), int(kit["fl_kit_slot_number"])
+            held = [str(kit["trust_api_key"]), str(kit["trust_internal_service_key"])]
+            if t.kind == "tre" or t.host is None:
+                out[t.name] = FlipWayTrust(t.name, t.kind, slot, number, None, tuple(held))
+                continue
+            root = self.flip_root(t.name)
+            trust_dir = fp.clone_release(self.checkout.root, root, ref)
+            local = {k: secrets.token_urlsafe(24) for k in _FLIP_LOCAL_PASSWORDS}
+            host_local = {"NUM_AVAILABLE_GPUS": "0", "POLL_INTERVAL_SECONDS": "1",
+                          "FL_KIT_DIR": str(root / "fl-kit"),
+                          "AICENTRE_BUCKET_NAME": h.fl_kits.bucket,
+                          "OBSERVABILITY_CONFIG_DIR": str(root / "config" / "observability"),
+                          **(edits or {})}
+            values = fp.kit_values(kit, hub_env, local, host_local)
+            kit_file = fp.write_kit_file(trust_dir, t.code, m.environment, name=t.name,
+                                         region=t.region, values=values)
+            fp.sync_fl_kit(s3, h.fl_kits.bucket, h.fl_kits.date, h.fl_backend, slot, number,
+                           root / "fl-kit")
+            fp.copy_observability(trust_dir, root / "config" / "observability")
+            docker = shlex.split(self.docker(t.name))
+            fp.init_swarm_and_networks(docker, number)
+            self.hub.set_egress(t.name, t.public_ip)
+            ec2 = t.kind == "aws"
+            fp.up_trust(docker, trust_dir, kit_file, code=t.code, ec2=ec2)
+            verdict = fp.wait_for_trust_api(docker, trust_dir, kit_file, code=t.code, ec2=ec2,
+                                            timeout=timeout)
+            out[t.name] = FlipWayTrust(t.name, t.kind, slot, number, kit_file,
+                                       (*held, self.seed.aes_key, *local.values()),
+                                       verdict)
+        return out
 
     # -- teardown -----------------------------------------------------------------------------
 
