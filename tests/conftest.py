@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer, moto_server
+from tests.sshhosts import SshHosts, SshHostsError, skip_or_fail, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,3 +40,30 @@ def moto(_moto_session: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("AWS_ENDPOINT_URL", _moto_session.url)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     yield _moto_session
+
+
+@pytest.fixture
+def ssh_hosts() -> Iterator[Callable[[int], SshHosts]]:
+    """Make SSH trust hosts (tests/sshhosts.py): `ssh_hosts(2)`. Skipped where namespaces
+    cannot be made, failed instead when CI is set. Teardown removes everything even after a
+    failure, and fails the test if anything of them is left on the machine."""
+    made: list[SshHosts] = []
+
+    def make(count: int) -> SshHosts:
+        reason = unavailable()
+        if reason is not None:
+            skip_or_fail(reason)
+        hosts = SshHosts(count)
+        made.append(hosts)
+        hosts.start()
+        return hosts
+
+    yield make
+    problems: list[str] = []
+    for hosts in made:
+        try:
+            hosts.close()
+        except SshHostsError as exc:
+            problems.append(str(exc))
+        problems += hosts.leftovers()
+    assert not problems, f"SSH hosts left behind: {problems}"

@@ -7,8 +7,15 @@ The manifest's `hub.fl_server.security_group` is matched against the Name tag an
 group name (two filtered calls); more than one group is an error naming them all, never a
 silent pick, since rules written to the wrong group lock trusts out.
 
-Quota: AWS counts every CIDR of every permission as one rule against "Inbound or outbound
-rules per security group" (Service Quotas `vpc`/`L-0EA8095F`, 60 by default).
+Quota: "Inbound or outbound rules per security group" (Service Quotas `vpc`/`L-0EA8095F`,
+60 by default) is enforced per direction and separately for IPv4 and IPv6 rules; every CIDR
+of every permission is one rule, a referenced security group one, and a referenced prefix
+list as many as its *maximum* entries (awsdocs/amazon-vpc-user-guide
+`doc_source/amazon-vpc-limits.md`@06e98d97, "Security groups" and "Customer-managed prefix
+lists"). The trusts' rules are IPv4 /32s, so the count that can run out is the IPv4 inbound
+one: `quota_weight` counts it, every inbound rule of the group included, not only the FL
+port's. Which family a group reference counts against is not said; it is counted (the
+conservative reading).
 """
 
 from __future__ import annotations
@@ -51,11 +58,6 @@ def _covers(perm: dict[str, Any], port: int) -> bool:
     return int(perm.get("FromPort", -1)) <= port <= int(perm.get("ToPort", -1))
 
 
-def _entries(perm: dict[str, Any]) -> int:
-    return sum(len(perm.get(k, [])) for k in
-               ("IpRanges", "Ipv6Ranges", "PrefixListIds", "UserIdGroupPairs"))
-
-
 def rules_on_port(group: dict[str, Any], port: int) -> list[IngressRule]:
     """One rule per CIDR that lets traffic reach the FL port, descriptions kept."""
     rules: list[IngressRule] = []
@@ -72,8 +74,41 @@ def rules_on_port(group: dict[str, Any], port: int) -> list[IngressRule]:
     return sorted(rules, key=lambda r: (r.cidr, r.from_port, r.to_port, r.protocol))
 
 
-def inbound_rule_count(group: dict[str, Any]) -> int:
-    return sum(_entries(p) for p in group.get("IpPermissions", []))
+def prefix_list_ids(group: dict[str, Any]) -> list[str]:
+    return sorted({str(p["PrefixListId"]) for perm in group.get("IpPermissions", [])
+                   for p in perm.get("PrefixListIds", []) if p.get("PrefixListId")})
+
+
+def prefix_list_sizes(clients: Clients, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Maximum entries and address family of the referenced prefix lists (one call; none
+    when the group references none). A list AWS does not describe (AWS-managed lists
+    publish a weight instead) counts as one."""
+    if not ids:
+        return {}
+    resp: Any = call(lambda: clients.ec2.describe_managed_prefix_lists(PrefixListIds=list(ids)),
+                doing="describing the prefix lists the NLB security group references",
+                missing=("InvalidPrefixListID.NotFound", "InvalidPrefixListId.NotFound"))
+    out: dict[str, tuple[int, str]] = {}
+    for pl in (resp or {}).get("PrefixLists") or []:
+        size = pl.get("MaxEntries")
+        out[str(pl["PrefixListId"])] = (int(size) if isinstance(size, int) and size > 0
+                                        else 1, str(pl.get("AddressFamily", "IPv4")))
+    return out
+
+
+def quota_weight(group: dict[str, Any], prefix_sizes: dict[str, tuple[int, str]]) -> int:
+    """Inbound rules of the group as AWS counts them against the IPv4 rule quota."""
+    weight = 0
+    for perm in group.get("IpPermissions", []):
+        weight += len(perm.get("IpRanges", [])) + len(perm.get("UserIdGroupPairs", []))
+        for ref in perm.get("PrefixListIds", []):
+            size, family = prefix_sizes.get(str(ref.get("PrefixListId")), (1, "IPv4"))
+            weight += size if family != "IPv6" else 0
+    return weight
+
+
+def _ipv4(rule: IngressRule) -> bool:
+    return ":" not in rule.cidr
 
 
 def rule_quota(clients: Clients) -> int | None:
@@ -102,10 +137,11 @@ def observe_allowlist(clients: Clients, name: str, port: int, manifest_quota: in
     group = groups[0]
     rules = rules_on_port(group, port)
     quota = rule_quota(clients)
+    weight = quota_weight(group, prefix_list_sizes(clients, prefix_list_ids(group)))
     return ObservedAllowlist(
         exists=True, group_name=name, group_id=str(group["GroupId"]), rules=tuple(rules),
         rule_quota=quota if quota is not None else manifest_quota,
-        other_rules=max(0, inbound_rule_count(group) - len(rules)),
+        other_rules=max(0, weight - sum(1 for r in rules if _ipv4(r))),
     )
 
 
@@ -116,7 +152,7 @@ class Group:
     group_id: str
     name: str
     rules: tuple[IngressRule, ...]
-    total_rules: int
+    total_rules: int  # inbound rules as AWS counts them against the IPv4 quota
     quota: int
 
 
@@ -135,7 +171,8 @@ def the_group(clients: Clients, name: str, port: int, manifest_quota: int) -> Gr
     quota = rule_quota(clients)
     return Group(group_id=str(group["GroupId"]), name=str(group.get("GroupName", name)),
                  rules=tuple(rules_on_port(group, port)),
-                 total_rules=inbound_rule_count(group),
+                 total_rules=quota_weight(group, prefix_list_sizes(
+                     clients, prefix_list_ids(group))),
                  quota=quota if quota is not None else manifest_quota)
 
 

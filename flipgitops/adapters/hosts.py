@@ -30,10 +30,12 @@ import os
 import re
 import shutil
 import signal
+import stat
+import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -45,7 +47,7 @@ from flipgitops.adapters import hosts_build as build
 from flipgitops.adapters.endpoints import EndpointsError, endpoints_from_env
 from flipgitops.adapters.hosts_channel import ChannelServer
 from flipgitops.adapters.secret_refs import SecretRefs
-from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask
+from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask, KitSecrets
 from flipgitops.errors import AdapterError, HostError
 from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import image_tag
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 MAX_FORKS = 20
 RUN_TIMEOUT_SECONDS = 3600
 PRIVATE_PREFIX = "flipgitops-ansible-"
+CONTROL_DIR = "cp"  # ssh ControlPath sockets of one run, inside its private dir
+SSH_EXIT_TIMEOUT_SECONDS = 10
 _PRIVATE_RE = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d+)-")
 # The environment the runner (and so Ansible and its modules on local hosts) gets from us.
 _PASS_ENV = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TERM")
@@ -97,7 +101,10 @@ class AnsibleHosts:
     def __init__(self, *, refs: SecretRefs | None = None,
                  endpoints: Mapping[str, Any] | None = None, max_forks: int = MAX_FORKS,
                  timeout_seconds: int = RUN_TIMEOUT_SECONDS, tmp_root: str | None = None,
-                 ) -> None:
+                 observer: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``observer`` sees every event Ansible emits, while the run is in flight (audits
+        and the tests that prove no secret is ever in one)."""
+        self._observer = observer
         self._refs = refs
         self._endpoints = endpoints
         self._max_forks = max_forks
@@ -149,6 +156,37 @@ class AnsibleHosts:
         for trust, outcome in self._run(step, calls, cancel=cancel).items():
             results[trust] = _result(kind, trust, outcome, secrets)
         return results
+
+    def read_kit_secrets(self, targets: Sequence[HostTarget],
+                         keys: Sequence[str]) -> dict[str, KitSecrets]:
+        """adopt: the values of ``keys`` in each target's kit file. The module returns them
+        to the action plugin, which sends them here over the channel and strips them from
+        what Ansible sees (the task is no_log as well); they become SecretStr at once."""
+        calls: dict[str, _Call] = {}
+        out: dict[str, KitSecrets] = {}
+        for target in targets:
+            try:
+                calls[target.trust] = _Call(target, build.READ_SECRETS_MODULE,
+                                            build.read_secrets_spec(target, keys))
+            except build.BuildError as exc:
+                out[target.trust] = KitSecrets(target.trust, False, str(exc))
+        for trust, outcome in self._run(build.READ_SECRETS_STEP, calls, cancel=None).items():
+            res = outcome.result or {}
+            raw = res.pop("secrets", None)
+            outcome.result = None
+            if outcome.unreachable is not None:
+                out[trust] = KitSecrets(trust, False, f"unreachable: {outcome.unreachable}",
+                                        unreachable=True)
+            elif res.get("failed") or not isinstance(raw, dict):
+                why = res.get("msg") or outcome.failed or "no values returned"
+                out[trust] = KitSecrets(trust, False, f"failed: {why}")
+            else:
+                values = {str(k): SecretStr(v) for k, v in raw.items()
+                          if isinstance(v, str) and v and str(k) in keys}
+                out[trust] = KitSecrets(trust, True, str(res.get("msg") or ""), values)
+            if isinstance(raw, dict):
+                raw.clear()
+        return out
 
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
@@ -202,6 +240,7 @@ class AnsibleHosts:
                     self.module_invocations[trust] = self.module_invocations.get(trust, 0) + (
                         1 if outcomes[trust].result is not None else 0)
         finally:
+            close_ssh_masters(pdd / CONTROL_DIR)
             keys.close()
             shutil.rmtree(pdd, ignore_errors=True)
         return outcomes
@@ -258,6 +297,8 @@ class AnsibleHosts:
             errors: list[str] = []
 
             def on_event(event: dict[str, Any]) -> bool:
+                if self._observer is not None:
+                    self._observer(event)
                 _record_event(event, outcomes)
                 text = str(event.get("stdout") or "").strip()
                 if text.startswith(("[ERROR]", "ERROR!")):
@@ -350,6 +391,28 @@ def remove_stale_private_dirs(tmp: str) -> list[str]:
     return removed
 
 
+def close_ssh_masters(control_dir: Path) -> int:
+    """Stop the ssh connection masters a run left behind; returns how many were asked.
+
+    Ansible's ssh connection runs with `ControlMaster=auto -o ControlPersist=60s`: the first
+    connection to a host forks a master that outlives ansible-playbook for a minute, holding
+    an authenticated session to the trust host (and a process of ours) after the run ended
+    and its private dir was deleted. Each socket in the run's control dir is a live master;
+    `ssh -O exit` asks it to close its session and exit.
+    """
+    try:
+        sockets = [e.path for e in os.scandir(control_dir)
+                   if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode)]
+    except OSError:
+        return 0
+    for path in sockets:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "flipgitops"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=SSH_EXIT_TIMEOUT_SECONDS, check=False)
+    return len(sockets)
+
+
 class _KeyFiles:
     """SSH private keys in memfds (RAM only), reached by ssh as /proc/<pid>/fd/<n>."""
 
@@ -399,7 +462,7 @@ def _runner_env(prepared: Mapping[str, str], root: Path, pdd: Path,
         "ANSIBLE_HOME": str(pdd / "ansible_home"),
         "ANSIBLE_LOCAL_TEMP": str(pdd / "local_tmp"),
         "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / CONTROL_DIR),
         "ANSIBLE_LOG_PATH": os.devnull,
         "ANSIBLE_DEBUG": "False",
         "ANSIBLE_VERBOSITY": "0",

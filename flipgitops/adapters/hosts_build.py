@@ -108,6 +108,9 @@ MODULES: dict[ActionKind, str] = {
 }
 FACTS_MODULE = "flip_trust_facts"
 FACTS_STEP = "facts"
+# adopt: the host -> controller direction of secrets (read_kit_secrets.yml, no_log).
+READ_SECRETS_MODULE = "flip_read_kit_secrets"
+READ_SECRETS_STEP = "read_kit_secrets"
 
 
 class BuildError(ValueError):
@@ -212,7 +215,10 @@ def facts_spec(target: HostTarget, endpoints: Mapping[str, Any]) -> dict[str, An
         compose_glob=PRODUCTION_COMPOSE_GLOB,
         log_lines=log_lines(),
         fl_kit={"default_dir": f"{spec['flip_root']}/{FL_KIT_SUBDIR}",
-                "runtime": list(FL_RUNTIME_PATHS), "layout": FL_KIT_LAYOUT},
+                "runtime": list(FL_RUNTIME_PATHS), "layout": FL_KIT_LAYOUT,
+                "listing": list(target.fl_kit_keys) if target.fl_kit_keys else None},
+        release_candidates=[[c.ref, c.commit, c.tree_sha256, list(c.paths)]
+                            for c in target.release_candidates],
         endpoints={
             "hub": target.hub_endpoint, "fl": target.fl_endpoint,
             "resolve": dict(endpoints.get("resolve") or {}),
@@ -220,6 +226,13 @@ def facts_spec(target: HostTarget, endpoints: Mapping[str, Any]) -> dict[str, An
         },
     )
     return spec
+
+
+def read_secrets_spec(target: HostTarget, keys: Sequence[str]) -> dict[str, Any]:
+    """What read_kit_secrets needs: where the kit file is, how to read it, which keys."""
+    root = flip_root(target)
+    return {"trust_dir": f"{root}/trust", "kit_file": target.kit_file,
+            "kitfile": kitfile_cfg(), "keys": list(keys)}
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -230,8 +243,10 @@ def provision_dirs(root: str, profile: Mapping[str, str], backend: str,
     """[path, mode, owner, group] in creation order: FLIP's flip_trust_dirs and the
     flip_fl_kit precreate of FL_KIT_DIR, rebased on flip_root and the kit file's dirs."""
     fl = str(FL_KIT_OWNER_UID)
+    # An empty value is an absent one (FLIP's compose defaults are `${VAR:-…}`): an adopted
+    # `settings: {OBSERVABILITY_CONFIG_DIR: ""}` means compose's default, not a dir "".
     profile = {k: host_path(root, v) if k.endswith(("_DIR", "_VOLUME")) and "/" in v else v
-               for k, v in profile.items()}
+               for k, v in profile.items() if v != ""}
     dirs: list[list[Any]] = [
         [root, "0755", owner, None],
         [f"{root}/trust", "0755", owner, None],

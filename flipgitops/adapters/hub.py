@@ -26,7 +26,7 @@ from flipgitops.adapters.hub_api import Health, health
 from flipgitops.adapters.image_registry import ImageCheck, check_image
 from flipgitops.adapters.state_store import S3State
 from flipgitops.adapters.terraform import HubTerraform
-from flipgitops.adapters.waiting import Waits, WaitTimeout, poll
+from flipgitops.adapters.waiting import Waits, WaitTimeout, poll, waits_from_env
 from flipgitops.errors import AwsError
 from flipgitops.model.flip import HubRole
 from flipgitops.model.manifest import Manifest
@@ -43,7 +43,7 @@ class AwsHub:
         self.manifest = manifest
         self.clients = clients
         self.endpoints = endpoints if endpoints is not None else endpoints_from_env()
-        self.waits = waits or Waits()
+        self.waits = waits or waits_from_env()
         self.cluster = manifest.hub.ecs.cluster
         self.names = ecs.service_names(manifest)
         self._target: ecs_tasks.OneOffTarget | None = None

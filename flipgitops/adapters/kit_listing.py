@@ -6,12 +6,14 @@ one directory per slot; flower kits are ``fl-flower-participant-kits/<date>/net-
 shared ``certificates/ca.crt`` and one ``keys/supernode_credentials_<N>`` per slot number.
 Each slot's slice gets a fingerprint over (key, ETag, size), so a new kit — new
 certificates under the same names — is seen without downloading anything, and the number
-of calls grows with the bucket's objects (1,000 per page), never per trust.
+of calls grows with the bucket's objects (1,000 per page), never per trust. The recipe is
+the host modules' (module_utils/flipgitops_host/flkit.py `listing_fingerprint`), so a host
+can recompute it from its own files when every ETag of the slice is an MD5 (`etag_md5`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,6 +23,9 @@ from flipgitops.adapters.aws_session import Clients, error_code, translate
 from flipgitops.model import flip
 from flipgitops.model.flip import FLOWER_KIT_PREFIX, NVFLARE_KIT_PREFIX, FlBackend
 from flipgitops.model.observed import KitSlice, ObservedKitBucket
+from flipgitops.reconcilers.ansible.module_utils.flipgitops_host.flkit import (
+    listing_fingerprint,
+)
 
 FLOWER_CA = "net-1/certificates/ca.crt"
 FLOWER_CREDENTIALS = "net-1/keys/supernode_credentials_{number}"
@@ -28,9 +33,17 @@ FLOWER_CREDENTIALS = "net-1/keys/supernode_credentials_{number}"
 Entry = tuple[str, str, int]  # (key relative to the date prefix, ETag, size)
 
 
+# S3's ETag of an object uploaded in one part: the MD5 of its bytes (multipart: `<md5>-<n>`).
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+
+
 def fingerprint(entries: Iterable[Entry]) -> str:
-    lines = "".join(f"{k}\0{e}\0{s}\n" for k, e, s in sorted(entries))
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return listing_fingerprint(entries)
+
+
+def etag_md5(entries: Iterable[Entry]) -> bool:
+    """Every ETag is an MD5, so a host can recompute the slice's fingerprint."""
+    return all(_MD5_ETAG.fullmatch(e) for _, e, _ in entries)
 
 
 def date_prefix(backend: FlBackend, date: str) -> str:
@@ -61,7 +74,7 @@ def slices(backend: FlBackend, date: str, objects: Sequence[dict[str, Any]],
             if len(parts) > 3 and parts[3]:
                 by_slot.setdefault(parts[2], []).append(entry)
         return {slot: KitSlice(slot=slot, keys=tuple(sorted(k for k, _, _ in es)),
-                               fingerprint=fingerprint(es))
+                               fingerprint=fingerprint(es), etag_md5=etag_md5(es))
                 for slot, es in sorted(by_slot.items())}, None
     by_key = {e[0]: e for e in entries}
     ca = by_key.get(FLOWER_CA)
@@ -72,7 +85,7 @@ def slices(backend: FlBackend, date: str, objects: Sequence[dict[str, Any]],
             continue
         chosen = [e for e in (ca, creds) if e is not None]
         out[slot] = KitSlice(slot=slot, keys=tuple(sorted(e[0] for e in chosen)),
-                             fingerprint=fingerprint(chosen))
+                             fingerprint=fingerprint(chosen), etag_md5=etag_md5(chosen))
     return out, fingerprint([ca]) if ca else None
 
 

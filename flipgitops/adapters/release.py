@@ -14,7 +14,7 @@ import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from flipgitops.adapters import hosts_build
-from flipgitops.engine.ports_hosts import ReleaseFile, ReleaseTree
+from flipgitops.engine.ports_hosts import ReleaseCandidate, ReleaseFile, ReleaseTree
 from flipgitops.errors import GitError
 from flipgitops.model.observed import ObservedFlipRelease
 from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import tree as tree_digest
@@ -81,11 +81,32 @@ class GitRelease:
                            files=tuple(files))
 
     def resolve(self, checkout_path: Path, ref: str) -> ObservedFlipRelease:
+        return self.observe(checkout_path, ref)[0]
+
+    def observe(self, checkout_path: Path, ref: str
+                ) -> tuple[ObservedFlipRelease, ReleaseCandidate | None]:
+        """The release as observed, and as a candidate hosts can recognise by its files."""
         try:
             tree = self.tree(checkout_path, ref)
         except GitError as exc:
-            return ObservedFlipRelease(ref=ref, error=str(exc))
+            return ObservedFlipRelease(ref=ref, error=str(exc)), None
         pattern = hosts_build.PRODUCTION_COMPOSE_GLOB
         compose = tuple(f.path for f in tree.files if Path(f.path).match(pattern))
-        return ObservedFlipRelease(ref=ref, commit=tree.commit, tree_sha256=tree.tree_sha256,
-                                   compose_files=compose)
+        return (ObservedFlipRelease(ref=ref, commit=tree.commit, tree_sha256=tree.tree_sha256,
+                                    compose_files=compose), candidate(tree))
+
+    def tags(self, checkout_path: Path) -> list[str]:
+        """The checkout's tags, newest commit first (the releases a host may be running)."""
+        repo = _repo(checkout_path)
+        dated = []
+        for tag in repo.tags:
+            try:
+                dated.append((tag.commit.committed_date, str(tag.name)))
+            except (ValueError, GitCommandError):
+                continue
+        return [name for _, name in sorted(dated, key=lambda d: (-d[0], d[1]))]
+
+
+def candidate(tree: ReleaseTree) -> ReleaseCandidate:
+    return ReleaseCandidate(ref=tree.ref, commit=tree.commit, tree_sha256=tree.tree_sha256,
+                            paths=tuple(f.path for f in tree.files))

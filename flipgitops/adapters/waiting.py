@@ -7,9 +7,11 @@ progress. The clock is injectable so tests wait milliseconds, not minutes.
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from flipgitops.errors import AdapterError
@@ -55,3 +57,41 @@ def poll(
         if waits.monotonic() >= deadline:
             raise WaitTimeout(f"gave up {what} after {timeout:.0f}s; last seen: {seen}")
         waits.sleep(waits.interval)
+
+
+WAITS_ENV = "FLIPGITOPS_WAITS"
+_WAIT_KEYS = ("task_timeout", "stable_timeout", "snapshot_timeout", "interval")
+
+
+def waits_from_env(environ: Mapping[str, str] | None = None) -> Waits:
+    """The bounds of this process: FLIP's own (`services-stable`, a one-off task) unless
+    ``FLIPGITOPS_WAITS`` (JSON, seconds) sets some of them — a hub whose deployments take
+    longer than 20 minutes, or the sandbox, whose stand-in settles in a second.
+
+        FLIPGITOPS_WAITS='{"stable_timeout": 1800, "interval": 10}'
+
+    A malformed value is an error naming the key, never a silent default."""
+    text = (os.environ if environ is None else environ).get(WAITS_ENV, "")
+    if not text.strip():
+        return Waits()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise AdapterError(f"{WAITS_ENV} is not JSON; expected e.g. "
+                           '{"stable_timeout": 1800}, or unset it') from None
+    if not isinstance(data, dict):
+        raise AdapterError(f"{WAITS_ENV} must be a JSON object of seconds")
+    unknown = sorted(set(data) - set(_WAIT_KEYS))
+    if unknown:
+        raise AdapterError(f"{WAITS_ENV} has unknown keys {', '.join(map(repr, unknown))}; "
+                           f"known: {', '.join(_WAIT_KEYS)}")
+    values: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise AdapterError(f"{WAITS_ENV}: {key} must be a positive number of seconds")
+        values[key] = float(value)
+    base = Waits()
+    return replace(base, task_timeout=values.get("task_timeout", base.task_timeout),
+                   stable_timeout=values.get("stable_timeout", base.stable_timeout),
+                   snapshot_timeout=values.get("snapshot_timeout", base.snapshot_timeout),
+                   interval=values.get("interval", base.interval))

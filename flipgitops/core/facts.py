@@ -81,7 +81,7 @@ class FactValue:
 
     @property
     def differs(self) -> bool:
-        return self.want != self.have
+        return bool(self.want != self.have)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -160,7 +160,8 @@ def _svc(w: World, role: str | None) -> Any:
 
 
 def _tag_field(role: str | None) -> str:
-    return flip.ROLE_TAG_FIELD.get(role or "flip_api", "hub_tag")  # type: ignore[call-overload]
+    fields: dict[str, str] = {str(k): str(v) for k, v in flip.ROLE_TAG_FIELD.items()}
+    return fields.get(role or "flip_api", "hub_tag")
 
 
 def _want_tag(w: World, s: Subject) -> str:
@@ -212,8 +213,11 @@ def _kit_values_have(w: World, s: Subject) -> dict[str, str]:
     if host is None or not host.kit_file.present:
         return {}
     want = desired_kit_values(w, s)
-    # Only the keys flipgitops writes are compared; an operator's extra keys are theirs.
-    return {k: host.kit_file.values[k] for k in want if k in host.kit_file.values}
+    # Only the keys flipgitops writes are compared; an operator's extra keys are theirs. A
+    # key the file leaves out reads as empty: FLIP's readers cannot tell the two apart (every
+    # default in FLIP's compose files is `${VAR:-default}`, and Make's `$(or …)` skips an
+    # empty value), so an adopted `settings: {KEY: ""}` describes a file without KEY.
+    return {k: host.kit_file.values.get(k, "") for k in want}
 
 
 def _kit_secrets_want(w: World, s: Subject) -> dict[str, str | None]:
@@ -260,10 +264,31 @@ def _fl_kit_have(w: World, s: Subject) -> dict[str, Any]:
     host = w.host(s.name or "")
     assert host is not None
     k = host.fl_kit
+    if k.source_fingerprint is None and k.listed_fingerprint is not None:
+        # No delivery record of flipgitops' (FLIP's own procedures put the kit there): the
+        # host hashed its files at the slot's keys the way the bucket lists them, so the kit
+        # in place is the bucket's (date, slot, backend) exactly when the fingerprints agree.
+        want = _fl_kit_want(w, s)
+        same = k.listed_fingerprint == want["source"]
+        return {"present": k.present, "date": want["date"] if same else None,
+                "slot": want["slot"] if same else None,
+                "backend": want["backend"] if same else None,
+                "source": k.listed_fingerprint, "intact": k.present and not k.stray}
     return {"present": k.present, "date": k.date, "slot": k.slot, "backend": k.backend,
             "source": k.source_fingerprint,
             "intact": k.present and k.content_sha256 is not None
             and k.content_sha256 == k.delivered_sha256 and not k.stray}
+
+
+def _fl_kit_unverifiable(w: World, s: Subject) -> bool:
+    """A kit flipgitops did not deliver, whose bucket ETags are not MD5s (a multipart
+    upload): the host cannot recompute the listing, so nothing can say whether it is the
+    bucket's kit without downloading it. Reported, never redelivered on a guess."""
+    host = w.host(s.name or "")
+    piece = _kit_slice(w, s)
+    return (host is not None and host.fl_kit.present and host.fl_kit.source_fingerprint is None
+            and host.fl_kit.listed_fingerprint is None and piece is not None
+            and not bool(piece.etag_md5))
 
 
 def _expected_services(w: World, s: Subject) -> list[str]:
@@ -574,12 +599,23 @@ FACTS: tuple[Fact, ...] = (
          message=lambda w, s, want, have: f"{s.name}'s kit file holds other keys than the hub's: "
          + ", ".join(k for k in want if want[k] != have.get(k))),
     Fact("host.fl_kit", "host", K.HOST_DELIVER_FL_KIT, "high",
-         applies=lambda w, s: _host_ok(w, s) and _held(w, s) and _kit_slice(w, s) is not None,
+         applies=lambda w, s: _host_ok(w, s) and _held(w, s) and _kit_slice(w, s) is not None
+         and not _fl_kit_unverifiable(w, s),
          want=_fl_kit_want, have=_fl_kit_have,
          message=lambda w, s, want, have: f"{s.name}'s FL kit: "
          + ("missing" if not have["present"] else
             "edited on the host (no longer what was delivered)" if not have["intact"]
             else "stale: " + _dict_diff(want, have))),
+    Fact("host.fl_kit_unverified", "host", None, "medium",
+         applies=lambda w, s: _host_ok(w, s) and _held(w, s) and _fl_kit_unverifiable(w, s),
+         want=lambda w, s: True, have=lambda w, s: False,
+         message=lambda w, s, want, have: f"{s.name}'s FL kit was not delivered by flipgitops "
+         f"and the bucket's ETags for slot {_slot(w, s)[0]} are not MD5s (a multipart "
+         "upload): whether it is the bucket's kit cannot be told without downloading it, so "
+         "it is left as it is",
+         fix="upload the slot's files in one part each (aws s3 cp/sync with a "
+         "multipart_threshold above their size) so hosts can compare them, or have flipgitops "
+         "deliver the kit once (move the host's <FL_KIT_DIR>/net-1 aside and apply)"),
     Fact("host.stack_running", "host", K.HOST_START_STACK, "high",
          applies=_host_ok, want=lambda w, s: True, have=_stack_running_have,
          message=lambda w, s, want, have: f"{s.name}'s trust stack "
@@ -601,7 +637,7 @@ FACTS: tuple[Fact, ...] = (
     Fact("host.trust_api_rejected", "host", None, "high",
          applies=lambda w, s: _host_ok(w, s) and _stack_running_have(w, s),
          want=lambda w, s: False,
-         have=lambda w, s: (h := w.host(s.name or "")) is not None  # type: ignore[union-attr]
+         have=lambda w, s: (h := w.host(s.name or "")) is not None
          and (h.trust_api.unauthorized or h.trust_api.heartbeat_rejected),
          message=lambda w, s, want, have: f"{s.name}'s trust-api is rejected by the hub ("
          f"{_show(w.host(s.name or '').trust_api.last_error)})",  # type: ignore[union-attr]

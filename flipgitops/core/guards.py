@@ -35,6 +35,7 @@ from flipgitops.model.actions import (
     TerraformParams,
 )
 from flipgitops.model.manifest import Manifest
+from flipgitops.model.observed import IngressRule
 from flipgitops.model.plan import PlanOptions, Violation
 
 K = ActionKind
@@ -157,7 +158,7 @@ def _fg002_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
 
 def _fg003(g: GuardInput) -> Iterator[Violation]:
     d = g.world.d
-    for _a in g.of(K.DATABASE_RESET_SCHEMA):
+    if g.of(K.DATABASE_RESET_SCHEMA):
         gen = d.hub.database.generation
         yield _v("FG003", d.hub.database.identifier,
                  f"database {d.hub.database.identifier} is recreated (generation {gen}): every "
@@ -252,6 +253,25 @@ def _fg008_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
                  f"{rc.address}",
                  "change the Terraform so it is updated in place (or moved with a `moved` "
                  "block), or --allow FG008 after a reviewed backup")
+    # The hub data flipgitops relies on, rewritten from CI's variables: as bad as a loss.
+    for rc in tf.secret_rewrites(d.hub.secret):
+        keys = ("AES_KEY_BASE64, INTERNAL_SERVICE_KEY, INTERNAL_SERVICE_KEY_HASH"
+                + (", TRUST_API_KEY_HASHES" if d.hub.trust_registry == "secret" else ""))
+        yield _v("FG008", rc.address,
+                 f"Terraform would rewrite {d.hub.secret} ({rc.address}, {rc.kind}) from "
+                 f"TF_VAR_{{{keys}}}: the keys live in it now (an internal service key "
+                 "flipgitops rotated, the trusts' hashes it registered) would be replaced by "
+                 "CI's values",
+                 f"set those TF_VARs to what {d.hub.secret} holds (the internal key is escrowed "
+                 f"at /flipgitops/{d.environment}/hub/internal-service-key), re-plan, or "
+                 "--allow FG008 if the rewrite is the intent")
+    for rc in tf.slot_pool_emptied():
+        yield _v("FG008", rc.address,
+                 f"Terraform would set {rc.address} (SSM /flip/fl_kit_slot_names) to []: "
+                 "register_trust then has no FL kit slot to reconcile from "
+                 "(NoFreeKitSlotError) — TF_VAR_FL_KIT_SLOT_NAMES is missing or empty here",
+                 "export TF_VAR_FL_KIT_SLOT_NAMES (the JSON list FLIP's env file holds) and "
+                 "re-plan, or --allow FG008")
 
 
 def _fg008(g: GuardInput) -> Iterator[Violation]:
@@ -308,18 +328,30 @@ def _fg011(g: GuardInput) -> Iterator[Violation]:
                  "wrong registry would leave every trust unable to authenticate)")
 
 
-def rules_after(g: GuardInput) -> int:
-    """Inbound rules the security group holds once this plan ran."""
+def rules_at_peak(g: GuardInput) -> int:
+    """Inbound rules the security group holds at the fullest point of this plan, as AWS
+    counts them against its IPv4 rule quota.
+
+    The allowlist executor adds a trust's new rule before it revokes the old one, so the
+    peak is the live rules plus the additions; an IP change on a full group fails at the
+    add, not after the revoke. Counted per rule (one CIDR may hold a port-exact rule and a
+    wider one: AWS counts both), IPv4 only (IPv6 rules have their own quota), plus the
+    group's other inbound rules (`ObservedAllowlist.other_rules`). In terraform mode the
+    rules the hub's Terraform owns become the rendered list; Terraform orders its creates
+    and destroys freely, so the same peak is assumed."""
     w = g.world
     al = w.o.hub.allowlist
+    port = w.d.hub.fl_server.port
+    ipv4 = [r for r in al.rules if ":" not in r.cidr]
+    def port_exact(r: IngressRule) -> bool:
+        return r.protocol in ("tcp", "6") and r.from_port == port == r.to_port
+    exact = {r.cidr for r in ipv4 if port_exact(r)}
+    wider = [r for r in ipv4 if not port_exact(r)]
     added = {r.cidr for a in g.of(K.ALLOWLIST_UPDATE) for r in a.typed(AllowlistParams).add}
-    revoked = {r.cidr for a in g.of(K.ALLOWLIST_UPDATE) for r in a.typed(AllowlistParams).revoke}
-    live = {r.cidr for r in al.rules}
     tf = g.of(K.TERRAFORM_APPLY)
     if tf:
-        wanted = {cidr_of(ip) for ip in tf[-1].typed(TerraformParams).local_trust_public_ips}
-        live = {r.cidr for r in al.rules if not terraform_owned(r)} | wanted
-    return len((live | added) - revoked) + al.other_rules
+        added |= {cidr_of(ip) for ip in tf[-1].typed(TerraformParams).local_trust_public_ips}
+    return len(wider) + len(exact | added) + al.other_rules
 
 
 def _fg012(g: GuardInput) -> Iterator[Violation]:
@@ -333,14 +365,15 @@ def _fg012(g: GuardInput) -> Iterator[Violation]:
     if not al.exists or not (g.of(K.ALLOWLIST_UPDATE) or g.of(K.TERRAFORM_APPLY)):
         return
     quota = al.rule_quota or w.d.hub.fl_server.rule_quota
-    needed = rules_after(g)
+    needed = rules_at_peak(g)
     if needed > quota:
         yield _v("FG012", "hub.fl_server.rule_quota",
                  f"the allowlist would need {needed} inbound rules in "
-                 f"{al.group_id or al.group_name}, which may hold {quota}: AWS would refuse "
-                 "part-way",
-                 "not overridable: ask AWS for a higher 'Inbound rules per security group' "
-                 "quota (and set hub.fl_server.rule_quota), or remove trusts")
+                 f"{al.group_id or al.group_name} ({al.other_rules} of them not trusts' FL-port "
+                 f"rules), which may hold {quota}: AWS would refuse part-way",
+                 "not overridable: ask AWS for a higher 'Inbound or outbound rules per security "
+                 "group' quota (Service Quotas vpc L-0EA8095F; set hub.fl_server.rule_quota "
+                 "where Service Quotas cannot be read), or remove trusts")
 
 
 # --- FG013 sound inputs ------------------------------------------------------------------------
@@ -376,8 +409,8 @@ GUARDS: tuple[Guard, ...] = (
     Guard("FG005", "immutable image tags", False, "fix the tag", _fg005),
     Guard("FG006", "the right AWS account and region", False, "never", _fg006),
     Guard("FG007", "FL may be training", True, "--fl-quiesced", _fg007, _fg007_tf),
-    Guard("FG008", "protected resources in a Terraform plan", True, "--allow FG008", _fg008,
-          _fg008_tf),
+    Guard("FG008", "protected resources and hub data in a Terraform plan", True,
+          "--allow FG008", _fg008, _fg008_tf),
     Guard("FG009", "re-registering a trust (database registry)", True, "--allow FG009", _fg009),
     Guard("FG010", "every active trust gets the new FL kit", True, "--allow FG010", _fg010),
     Guard("FG011", "the manifest's registry is the hub's", False, "never", _fg011),

@@ -139,7 +139,7 @@ def load_executors() -> dict[ActionKind, Executor]:
     """Import the executor modules once; fail loudly if a kind has no executor."""
     global _loaded
     if not _loaded:
-        import flipgitops.engine.host_executors  # noqa: F401
+        import flipgitops.engine.host_executors
         import flipgitops.engine.hub_executors  # noqa: F401
 
         _loaded = True

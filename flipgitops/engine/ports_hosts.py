@@ -32,6 +32,20 @@ Cancel = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class ReleaseCandidate:
+    """A FLIP release a host's `trust/` may hold: its tracked paths and their tree digest.
+
+    Facts compare the host's files at those paths with the digest, so a host set up by
+    FLIP's own procedures (a checkout or copy of FLIP, no deploy record of flipgitops') is
+    known to run that release exactly when its tracked files are git's."""
+
+    ref: str
+    commit: str
+    tree_sha256: str
+    paths: tuple[str, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class HostTarget:
     """One trust's host as the manifest declares it, with what every step needs to know."""
 
@@ -45,6 +59,11 @@ class HostTarget:
     fl_endpoint: str  # `<fl hostname>:<port>`
     base_dir: Path = Path(".")  # the manifest's directory (anchors relative local paths)
     region: str | None = None  # where ssm:/secretsmanager: references are read
+    # Facts only: the releases to recognise by their files when there is no deploy record
+    # (the first that matches wins), and the slot's keys in the kit bucket (relative to the
+    # date prefix) when its ETags are MD5s, to recompute the listing's fingerprint.
+    release_candidates: tuple[ReleaseCandidate, ...] = ()
+    fl_kit_keys: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, manifest: Manifest, trust: Trust, base_dir: Path = Path(".")) -> HostTarget:
@@ -153,6 +172,17 @@ class HostTask:
 
 
 @dataclass(frozen=True)
+class KitSecrets:
+    """Secret values one host's kit file holds (adopt), read through the run's channel."""
+
+    trust: str
+    ok: bool
+    message: str  # key names and counts only, never a value
+    values: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
 class HostResult:
     trust: str
     ok: bool
@@ -177,6 +207,13 @@ class HostPort(Protocol):
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
         """The values of `trust.credentials` references (env:, ssm:, secretsmanager:)."""
+        ...
+
+    def read_kit_secrets(self, targets: Sequence[HostTarget],
+                         keys: Sequence[str]) -> dict[str, KitSecrets]:
+        """The values of ``keys`` in each target's kit file, in one run (adopt). They come
+        back over the run's in-memory channel only: never in Ansible's events, artifacts,
+        argv or a file; the host is not changed."""
         ...
 
 
@@ -218,6 +255,11 @@ class _DryRunHosts:
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
         return self._inner.resolve_references(refs, region=region)
+
+    def read_kit_secrets(self, targets: Sequence[HostTarget],
+                         keys: Sequence[str]) -> dict[str, KitSecrets]:
+        """A read: it changes no host, so a dry run may do it (only adopt asks)."""
+        return self._inner.read_kit_secrets(targets, keys)
 
 
 def dry_run_hosts(hosts: HostPort) -> HostPort:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flipgitops.adapters.hub import HubSide
     from flipgitops.engine.apply import Interrupt, Journal
     from flipgitops.engine.executors import ExecContext
+    from flipgitops.engine.ports_hosts import HostTarget, ReleaseCandidate
     from flipgitops.model.actions import TerraformParams
     from flipgitops.model.plan import Plan, PlanOptions
 
@@ -98,17 +99,44 @@ class Wiring:
             owners = self.side.state.read_allowlist_owners()
             hub = hub.model_copy(update={
                 "allowlist": hub.allowlist.model_copy(update={"recorded_owners": owners})})
-        release = GitRelease().resolve((self.base_dir / m.flip.checkout).resolve(), m.flip.ref)
-        facts = self.gather_hosts(status) if hosts else {}
-        return ObservedState(environment=m.environment, hub=hub, ledger=ledger, hosts=facts,
-                             flip_release=release,
-                             observed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        release, candidate = GitRelease().observe(self.checkout, m.flip.ref)
+        partial = ObservedState(environment=m.environment, hub=hub, ledger=ledger,
+                                flip_release=release)
+        facts = self.gather_hosts(status, self.host_targets(
+            partial, (candidate,) if candidate else ())) if hosts else {}
+        return partial.model_copy(update={
+            "hosts": facts, "observed_at": datetime.now(UTC).isoformat(timespec="seconds")})
 
-    def gather_hosts(self, status: Status) -> dict[str, ObservedHost]:
+    @property
+    def checkout(self) -> Path:
+        return (self.base_dir / self.manifest.flip.checkout).resolve()
+
+    def host_targets(self, observed: ObservedState,
+                     candidates: Sequence[ReleaseCandidate] = ()) -> list[HostTarget]:
+        """Every hosted trust's target, with what its facts compare against when its host
+        holds no record of flipgitops': the releases to recognise by their files, and the
+        keys of the trust's slot in the kit bucket (when their ETags are MD5s)."""
+        from flipgitops.core.world import World
         from flipgitops.engine.ports_hosts import HostTarget
 
-        targets = [HostTarget.of(self.manifest, t, self.base_dir)
-                   for t in self.manifest.trusts if t.host is not None and t.kind != "tre"]
+        world = World(self.manifest, observed)
+        kits = observed.hub.kits
+        out = []
+        for t in self.manifest.trusts:
+            if t.host is None or t.kind == "tre":
+                continue
+            slot, _ = world.slot(t)
+            piece = kits.slices.get(slot) if kits is not None and slot else None
+            keys = piece.keys if piece is not None and piece.etag_md5 else None
+            out.append(replace(HostTarget.of(self.manifest, t, self.base_dir),
+                               release_candidates=tuple(candidates), fl_kit_keys=keys))
+        return out
+
+    def gather_hosts(self, status: Status,
+                     targets: Sequence[HostTarget] | None = None) -> dict[str, ObservedHost]:
+        if targets is None:
+            targets = self.host_targets(ObservedState(
+                environment=self.manifest.environment, hub=_no_hub(self.manifest)))
         if not targets:
             return {}
         status(f"gathering facts from {len(targets)} trust host(s)...")
@@ -147,7 +175,7 @@ class Wiring:
     def journal(self, run_id: str | None) -> Journal | None:
         if run_id is None:
             return None
-        journal: Journal = self.side.state.journal(run_id)  # type: ignore[assignment]
+        journal: Journal = self.side.state.journal(run_id)
         return journal
 
     def record_converged(self, observed: ObservedState, plan: Plan) -> str | None:
@@ -184,6 +212,27 @@ class Wiring:
                            observed=observed, ports=ports, dry_run=dry_run,
                            allow=options.allow, fl_quiesced=options.fl_quiesced,
                            run_id=run_id, report=report, cancel=interrupt.is_set)
+
+
+def _no_hub(manifest: Manifest) -> Any:
+    """An observation of nothing (hosts gathered without a hub observation)."""
+    from flipgitops.model.observed import (
+        ObservedAllowlist,
+        ObservedCognito,
+        ObservedDatabase,
+        ObservedHub,
+        ObservedRegistryEra,
+        ObservedSecret,
+    )
+
+    h = manifest.hub
+    return ObservedHub(
+        account_id=None, region=None,
+        allowlist=ObservedAllowlist(exists=False, group_name=h.fl_server.security_group),
+        secret=ObservedSecret(exists=False, name=h.secret), services={},
+        database=ObservedDatabase(exists=False, identifier=h.database.identifier),
+        cognito=ObservedCognito(exists=False, name=h.cognito.user_pool),
+        registry=ObservedRegistryEra(era=h.trust_registry, evidence="not observed"))
 
 
 def dry_run_ports(ports: Any) -> Any:

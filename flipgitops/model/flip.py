@@ -29,6 +29,9 @@ FLIP_API_LOG_GROUP: Final = "/ecs/flip-api"
 FLIP_API_LOG_STREAM: Final = "flip-api/flip-api/{task_id}"
 HEALTH_PATH: Final = "/api/health"
 ADMIN_TRUSTS_PATH: Final = "/api/admin/trusts"
+# flip-api config.py@0062d127: "How long since last heartbeat before a trust is considered
+# offline" (the admin list's last_heartbeat is judged against it).
+HEARTBEAT_TIMEOUT_SECONDS: Final = 30
 
 # FLIP's immutable deploy tags (FLIP#751) and names that float.
 RELEASE_TAG_RE: Final = re.compile(

@@ -53,7 +53,9 @@ class ObservedAllowlist(Frozen):
     rules: tuple[IngressRule, ...] = ()
     # Inbound rules the group may hold, when AWS says (Service Quotas); else the manifest's.
     rule_quota: int | None = None
-    # Inbound rules on the group that are not on the FL port (they count against the quota).
+    # Inbound rules that count against the group's IPv4 rule quota besides the IPv4 FL-port
+    # rules in `rules`: other ports and protocols, group references, and referenced prefix
+    # lists by their maximum entries (AWS counts IPv4 and IPv6 rules separately).
     other_rules: int = 0
     # allowlist `terraform` only: CIDR -> trust, from flipgitops' allowlist record. The hub's
     # Terraform describes a rule by its IP alone, so without this a trust's old rule could not
@@ -153,6 +155,9 @@ class KitSlice(Frozen):
     slot: str
     keys: tuple[str, ...] = ()  # relative to the date prefix
     fingerprint: str | None = None  # sha256 over (key, etag, size) of the slice
+    # Every ETag is the object's MD5 (a single-part upload), so a host can recompute the
+    # fingerprint from its own files (a kit FLIP delivered has no flipgitops record).
+    etag_md5: bool = True
 
 
 class ObservedKitBucket(Frozen):
@@ -246,6 +251,9 @@ class ObservedRelease(Frozen):
     commit: str | None = None
     tree_sha256: str | None = None  # over the tracked files, as deployed
     intact: bool | None = None  # the files still hash to tree_sha256
+    # How ref/commit are known: flipgitops' deploy record ("record"), or the tracked files of
+    # that ref found on the host as they are in git ("files": FLIP's own checkout or copy).
+    evidence: Literal["record", "files"] | None = None
     compose_files: tuple[str, ...] = ()  # deploy/compose_trust.production*.yml present
 
 
@@ -262,6 +270,9 @@ class ObservedFlKit(Frozen):
     delivered_sha256: str | None = None  # content_sha256 right after delivery
     fqsn: str | None = None  # nvflare: startup/fed_client.json client.fqsn
     stray: tuple[str, ...] = ()  # paths under net-1 that are not the slot's
+    # The bucket listing's fingerprint recomputed from the host's files at the slot's keys
+    # (module_utils flkit.listed_fingerprint); None when the controller passed no keys.
+    listed_fingerprint: str | None = None
 
 
 class ObservedContainer(Frozen):

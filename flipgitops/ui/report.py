@@ -64,25 +64,40 @@ def print_apply_result(result: ApplyResult, fmt: str, echo: Echo) -> None:
 _MARK = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 
+def _verdict(report: StatusReport) -> str:
+    """`healthy (14 ok, 1 warn)` or `UNHEALTHY: Trust_1 (stack, authentication)` — the
+    failing sections with their failing checks, so a one-line CI log names the culprit."""
+    counts = report.counts
+    tally = f"{counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail"
+    if report.healthy:
+        return f"healthy ({tally})"
+    parts = []
+    for section in report.failing:
+        checks = [r.check for r in report.rows if r.section == section and r.state == "fail"]
+        parts.append(f"{section} ({', '.join(checks)})")
+    return f"UNHEALTHY: {'; '.join(parts)} ({tally})"
+
+
 def render_status(report: StatusReport, fmt: str, *, color: bool = False) -> str:
+    """text for terminals, markdown for a PR or issue comment, json (format_version 1)."""
     if fmt == "json":
         data = {"format_version": "1", "environment": report.environment,
                 "healthy": report.healthy, "failing": list(report.failing),
-                "observed_at": report.observed_at,
+                "counts": report.counts, "observed_at": report.observed_at,
                 "rows": [r.model_dump(mode="json") for r in report.rows]}
         return json.dumps(data, indent=2)
     if fmt == "markdown":
-        from flipgitops.core.render.markdown import cell
+        from flipgitops.core.render import md
 
-        head = "healthy" if report.healthy else "UNHEALTHY: " + ", ".join(report.failing)
-        lines = [f"### flipgitops status for `{cell(report.environment)}`: {cell(head)}", "",
+        lines = [f"### flipgitops status for {md.code(report.environment)}: "
+                 f"{md.text(_verdict(report))}", "",
                  "| | section | check | detail |", "|---|---|---|---|"]
-        lines += [f"| {_MARK[r.state]} | {cell(r.section)} | {cell(r.check)} | {cell(r.detail)} |"
-                  for r in report.rows]
+        lines += [f"| {_MARK[r.state]} | {md.text(r.section)} | {md.text(r.check)} | "
+                  f"{md.text(r.detail)} |" for r in report.rows]
         return "\n".join(lines)
     width = max((len(r.check) for r in report.rows), default=10)
-    lines = [f"flipgitops status for {report.environment}"
-             + (f" at {report.observed_at}" if report.observed_at else ""), ""]
+    lines = [f"flipgitops status for {safe_text(report.environment)}"
+             + (f" at {safe_text(report.observed_at)}" if report.observed_at else ""), ""]
     section = None
     for r in report.rows:
         if r.section != section:
@@ -90,14 +105,165 @@ def render_status(report: StatusReport, fmt: str, *, color: bool = False) -> str
             lines.append(safe_text(section if section == "hub" else f"trust {section}"))
         mark = _MARK[r.state]
         if color:
-            style = {"ok": "green", "warn": "yellow", "fail": "bold red"}[r.state]
-            mark = click.style(mark, fg=style.split()[-1], bold=r.state == "fail")
+            mark = click.style(mark, fg={"ok": "green", "warn": "yellow", "fail": "red"}[r.state],
+                               bold=r.state == "fail")
         lines.append(f"  {mark} {safe_text(r.check).ljust(width)}  {safe_text(r.detail)}")
-    lines += ["", "healthy" if report.healthy else
-              "UNHEALTHY: " + ", ".join(safe_text(s) for s in report.failing)]
+    lines += ["", safe_text(_verdict(report))]
     return "\n".join(lines)
 
 
+def _edit_value(value: Any) -> Any:
+    from flipgitops.core.adopt import REMOVE
+
+    if value is REMOVE:
+        return "(removed)"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in value.items()) + "}"
+    return value
+
+
+def _removed() -> Any:
+    from flipgitops.core.adopt import REMOVE
+
+    return REMOVE
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path)
+
+
+_VERDICT = {"held": "held by flipgitops", "already held": "already held by flipgitops",
+            "not held": "NOT HELD by flipgitops", "unconfirmed": "NOT HELD by flipgitops "
+            "(registration unconfirmed)", "skipped": "skipped"}
+
+
+def _after(plan: Plan | None) -> list[str]:
+    if plan is None:
+        return ["(not predicted)"]
+    if not plan.actions:
+        lines = ["nothing to do: nothing rotated, restarted, redelivered or re-registered"]
+    else:
+        lines = [f"{len(plan.actions)} action(s) (adopt does not run them; review them with "
+                 "`flipgitops plan`):"]
+        lines += [f"{a.id}: {a.description}" for a in plan.actions]
+    lines += [f"advisory: {a}" for a in plan.advisories]
+    lines += [f"unknown: {u}" for u in plan.unknown]
+    return lines
+
+
+def _written(result: Any) -> list[str]:
+    w = result.written
+    if not result.write or w is None:
+        return ["nothing was written (not the manifest, not the escrow, not the ledger); "
+                "nothing in AWS or on any host was changed. Run with --write to write the "
+                "manifest and escrow the keys found."]
+    lines = []
+    if w.escrow:
+        lines.append("escrow: " + ", ".join(w.escrow))
+    if w.escrow_unchanged:
+        lines.append("escrow already held the same for: " + ", ".join(w.escrow_unchanged))
+    lines.append("ledger: " + (", ".join(w.ledger) if w.ledger else "unchanged"))
+    lines.append("manifest: " + ("written" if w.manifest else "unchanged"))
+    lines.append("nothing else was changed: nothing in AWS but the escrow parameters and "
+                 "flipgitops' own state (ledger, lock), nothing on any host")
+    return lines
+
+
+def adoption_json(result: Any) -> dict[str, Any]:
+    w = result.written
+    return {
+        "format_version": "1", "environment": result.environment,
+        "manifest": result.manifest_path, "write": result.write, "ok": result.ok,
+        "fatal": list(result.fatal), "invalid": list(result.invalid),
+        "diff": result.diff,
+        "edits": [{"path": _dotted(e.path),
+                   "value": None if isinstance(e.value, type(_removed())) else e.value,
+                   "removed": isinstance(e.value, type(_removed())), "why": e.why}
+                  for e in result.edits],
+        "trusts": [{"name": t.name, "kind": t.kind, "verdict": t.verdict,
+                    "reasons": list(t.reasons), "notes": list(t.notes), "code": t.code,
+                    "fl_kit_slot": t.slot, "flip_ref": t.release,
+                    "ledger": None if t.ledger is None else
+                    {"held": t.ledger.held, "source": t.ledger.source}}
+                   for t in result.trusts],
+        "not_held_means": result.trusts[0].not_held_means if result.trusts else "",
+        "problems": list(result.problems), "notes": list(result.notes),
+        "unmanaged": list(result.unmanaged),
+        "predicted_plan": None if result.predicted is None else {
+            "actions": [a.id for a in result.predicted.actions],
+            "advisories": list(result.predicted.advisories),
+            "unknown": list(result.predicted.unknown)},
+        "written": None if w is None else {
+            "escrow": list(w.escrow), "escrow_unchanged": list(w.escrow_unchanged),
+            "ledger": list(w.ledger), "manifest": w.manifest},
+    }
+
+
 def render_adoption(result: Any, fmt: str) -> str:
-    """Filled in with `engine/adopt.py`."""
-    return str(result)
+    """What `flipgitops adopt` prints: the manifest diff, each trust's verdict (and what
+    "not held" means), what was left unmanaged, what plan will still do, what was written."""
+    if fmt == "json":
+        return json.dumps(adoption_json(result), indent=2, default=str)
+    md = fmt == "markdown"
+    from flipgitops.core.render import md as markdown
+
+    text = markdown.text if md else safe_text
+    out: list[str] = []
+
+    def section(title: str) -> None:
+        out.extend(["", f"#### {title}" if md else f"{title}:"])
+
+    def item(line: str, sub: bool = False) -> None:
+        if md:
+            out.append(("  - " if sub else "- ") + text(line))
+        else:
+            out.append(("      " if sub else "  ") + safe_text(line))
+
+    out.append(("### " if md else "") + f"flipgitops adopt for {text(result.environment)} "
+               f"({text(result.manifest_path)})")
+    if result.fatal:
+        section("Cannot adopt")
+        for f in result.fatal:
+            item(f)
+    if result.invalid:
+        section("The adopted manifest does not validate (nothing written)")
+        for p in result.invalid:
+            item(p)
+    if not result.fatal:
+        section("Manifest changes" + ("" if result.write else " (a diff; --write writes it, "
+                                      "keeping comments and order)"))
+        if result.diff:
+            out.extend(markdown.fence(result.diff.rstrip("\n").splitlines(), "diff") if md else
+                       [safe_text(line) for line in result.diff.rstrip("\n").splitlines()])
+        else:
+            item("none: the manifest already describes what runs")
+        if result.edits:
+            section("Evidence")
+            for e in result.edits:
+                item(f"{_dotted(e.path)} = {_edit_value(e.value)}: {e.why}")
+    if result.trusts:
+        section("Trusts")
+        for t in result.trusts:
+            item(f"{t.name} ({t.kind}): {_VERDICT.get(t.verdict, t.verdict)}")
+            for reason in t.reasons:
+                item(reason, sub=True)
+            if t.verdict in ("not held", "unconfirmed"):
+                item(f"not held means: {t.not_held_means}", sub=True)
+            for note in t.notes:
+                item(f"note: {note}", sub=True)
+    if result.unmanaged:
+        section("Unmanaged (listed, not fixed)")
+        for u in result.unmanaged:
+            item(u)
+    if result.problems or result.notes:
+        section("Not described exactly")
+        for p in (*result.problems, *result.notes):
+            item(p)
+    if not result.fatal and not result.invalid:
+        section("After --write, plan will do" if not result.write else "plan will now do")
+        for line in _after(result.predicted):
+            item(line)
+    section("Written")
+    for line in _written(result):
+        item(line)
+    return "\n".join(out)

@@ -24,6 +24,7 @@ from flipgitops.core.planner import allowlist, hosts, hub, registry
 from flipgitops.core.planner.context import Ctx
 from flipgitops.core.planner.decide import decide
 from flipgitops.core.planner.fragment import Fragment, PlanningError, assemble, planned
+from flipgitops.core.terraform_plan import TerraformPlanFormatError, parse_plan
 from flipgitops.core.world import World
 from flipgitops.model import flip
 from flipgitops.model.actions import ActionKind, DeployImagesParams
@@ -70,8 +71,20 @@ def plan(desired: Manifest, observed: ObservedState, options: PlanOptions | None
         advisories=tuple(sorted({v.text(world) for v in values
                                  if v.fact.advisory and v.group != "unknown"})),
         confirmations=_confirmations(world),
-        notes=tuple(dict.fromkeys(n for f in fragments for n in f.notes)),
+        notes=tuple(dict.fromkeys([*(n for f in fragments for n in f.notes),
+                                   *_terraform_notes(opts)])),
     )
+
+
+def _terraform_notes(opts: PlanOptions) -> tuple[str, ...]:
+    """What the hub Terraform's own plan would do that a reviewer must see (the cloud trust
+    host created or destroyed); what must not run at all is a guard's (FG002/FG007/FG008)."""
+    if opts.terraform_plan is None:
+        return ()
+    try:
+        return parse_plan(opts.terraform_plan).notes()
+    except TerraformPlanFormatError:
+        return ()  # FG008 already says the plan cannot be judged
 
 
 def _unmanaged(ctx: Ctx) -> tuple[str, ...]:

@@ -173,6 +173,7 @@ class HubState:
         self._events: list[tuple[Any, ...]] = []
         self._tokens: dict[str, bool] = {}
         self._egress: dict[str, str] = {}
+        self._refusal: str | None = None
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=10_000)
 
     # --- bookkeeping ------------------------------------------------------------------
@@ -211,6 +212,19 @@ class HubState:
     @property
     def era(self) -> fn.Era:
         return self._era
+
+    def refuse_connections(self, reason: str | None) -> None:
+        """A database that turns direct clients away (an RDS Proxy whose IAM auth fails, a
+        security group that lost the task's subnet), or, with None, one that accepts them.
+        A script connecting itself then fails with psycopg2's error; moto still reports
+        the task's exit code as 0, as Fargate does."""
+        with self._lock:
+            self._refusal = reason
+
+    @property
+    def connection_refusal(self) -> str | None:
+        with self._lock:
+            return self._refusal
 
     def set_era(self, era: fn.Era) -> None:
         """Which flip-api build the hub runs: E2 (`secret`) or the current one (`database`)."""

@@ -23,6 +23,8 @@ from flipgitops.sandbox.flip.httpbase import JsonHandler, Server
 
 REGISTRY_HOST = "ghcr.io"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+# Fargate's default runtimePlatform (X86_64 / LINUX): the platform a hub task pulls for.
+PULL_PLATFORM = "linux/amd64"
 
 
 def split_image(image: str) -> tuple[str, str, str]:
@@ -47,17 +49,21 @@ class ImageRegistry:
         self.host = host
         self._lock = threading.Lock()
         self._tags: dict[tuple[str, str], str] = {}
+        self._platforms: dict[tuple[str, str], tuple[str, ...]] = {}
         self._tokens: dict[str, str] = {}
         self.requests: list[tuple[str, str, int]] = []
         self._server: Server | None = None
 
     # --- the tag set ------------------------------------------------------------------
 
-    def add(self, repo: str, tag: str) -> str:
-        """Publish ``repo:tag`` (e.g. `londonaicentre/flip-api`, `v2.3.0`); its digest."""
+    def add(self, repo: str, tag: str, *, platforms: Iterable[str] = (PULL_PLATFORM,)) -> str:
+        """Publish ``repo:tag`` (e.g. `londonaicentre/flip-api`, `v2.3.0`); its digest.
+        ``platforms`` are the image index's entries: an image built for `linux/arm64` only
+        answers FLIP's manifest check (200) and still cannot be pulled by a Fargate task."""
         digest = "sha256:" + hashlib.sha256(f"{repo}:{tag}".encode()).hexdigest()
         with self._lock:
             self._tags[(repo, tag)] = digest
+            self._platforms[(repo, tag)] = tuple(platforms)
         return digest
 
     def add_all(self, refs: Iterable[tuple[str, str]]) -> None:
@@ -67,6 +73,13 @@ class ImageRegistry:
     def remove(self, repo: str, tag: str) -> None:
         with self._lock:
             self._tags.pop((repo, tag), None)
+            self._platforms.pop((repo, tag), None)
+
+    def platforms(self, repo: str, reference: str) -> tuple[str, ...]:
+        with self._lock:
+            tags = [t for (r, t), d in self._tags.items()
+                    if r == repo and (t == reference or d == reference)]
+            return self._platforms.get((repo, tags[0]), ()) if tags else ()
 
     def tags(self) -> set[tuple[str, str]]:
         with self._lock:
@@ -81,8 +94,17 @@ class ImageRegistry:
 
     def has_image(self, image: str) -> bool:
         """Whether a pull of a full image reference would succeed from this registry."""
+        return self.pull_failure(image) is None
+
+    def pull_failure(self, image: str) -> str | None:
+        """Why a Fargate task could not pull ``image`` (None: it can): ``not found``, or the
+        index has no entry for the task's platform."""
         host, repo, reference = split_image(image)
-        return host == self.host and self.digest(repo, reference) is not None
+        if host != self.host or self.digest(repo, reference) is None:
+            return "not found"
+        if PULL_PLATFORM not in self.platforms(repo, reference):
+            return f"platform {PULL_PLATFORM} not in the image index"
+        return None
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -164,8 +186,10 @@ class _RegistryHandler(JsonHandler):
         digest = self.registry.digest(repo, reference)
         if digest is None:
             return self._errors(404, "MANIFEST_UNKNOWN", "manifest unknown", send_body=send_body)
+        entries = [{"platform": {"os": p.split("/")[0], "architecture": p.split("/")[-1]}}
+                   for p in self.registry.platforms(repo, reference)]
         manifest = json.dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE,
-                               "manifests": []}).encode()
+                               "manifests": entries}).encode()
         self.reply(200, manifest, {"Content-Type": INDEX_MEDIA_TYPE,
                                    "Docker-Content-Digest": digest}, send_body=send_body)
         return 200

@@ -251,6 +251,13 @@ def _generation(args: list[str]) -> int | None:
 
 
 def _schema_reset(script: str, args: list[str], run: Run, state: HubState) -> None:
+    refusal = state.connection_refusal
+    if refusal is not None:  # psycopg2.connect raises before any statement runs
+        run.out("Traceback (most recent call last):")
+        run.out('  File "<string>", line 9, in <module>')
+        run.out(f"psycopg2.OperationalError: connection to server failed: {refusal}")
+        run.fail(1)
+        return
     dropped = bool(_DROP.search(script))
     created = bool(_CREATE.search(script))
     if dropped:

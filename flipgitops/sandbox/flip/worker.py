@@ -53,8 +53,13 @@ IDLE_AFTER = 3.0
 IDLE_INTERVAL = 0.3
 
 
-def pull_error(image: str) -> str:
-    """Fargate's stoppedReason when a manifest is missing."""
+def pull_error(image: str, failure: str = "not found") -> str:
+    """Fargate's stoppedReason when a manifest is missing, or has no entry for the task's
+    platform (``image Manifest does not contain descriptor matching platform``)."""
+    if failure != "not found":
+        return (f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+                f"image Manifest does not contain descriptor matching platform "
+                f"'linux/amd64' ({image})")
     return (f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
             f"failed to resolve ref {image}: {image}: not found")
 
@@ -372,13 +377,14 @@ class HubWorker:
         if service.get("networkConfiguration"):
             kwargs["networkConfiguration"] = service["networkConfiguration"]
         tasks = self._ecs.run_task(**kwargs)["tasks"]
-        missing = next((c["image"] for c in td.get("containerDefinitions", [])
-                        if not self.registry.has_image(c.get("image", ""))), None)
+        missing = next(((c["image"], why) for c in td.get("containerDefinitions", [])
+                        if (why := self.registry.pull_failure(c.get("image", ""))) is not None),
+                       None)
         running: list[str] = []
         for task in tasks:
             self._scheduled.add(task["taskArn"])
             if missing is not None:
-                self._stop_task(cluster, task["taskArn"], pull_error(missing))
+                self._stop_task(cluster, task["taskArn"], pull_error(*missing))
             else:
                 running.append(task["taskArn"])
         return running

@@ -54,7 +54,7 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     key = held.kit.trust_api_key.get_secret_value() if held.kit.trust_api_key else ""
 
     out = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
-        "register": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
     assert out.ok and out.changed, out.message
     assert "new flip-api revision" in out.message
     latest = "arn:aws:ecs:eu-west-2:123456789012:task-definition/flip-api:2"
@@ -90,7 +90,7 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
         assert key not in text
 
     again = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
-        "register": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
     assert again.ok and not again.changed
 
 

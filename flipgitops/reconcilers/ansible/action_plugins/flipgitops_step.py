@@ -5,7 +5,9 @@ Runs on the controller inside Ansible's worker. The task names only the step
 flipgitops process over `flipgitops.adapters.hosts_channel`, built in Python, so no manifest
 value is ever a template and no secret is ever in a task, a variable or a file. The module's
 result goes back over the channel (without `invocation`), so the parent reads what a `no_log`
-task did and why it failed, while Ansible's own events stay censored.
+task did and why it failed, while Ansible's own events stay censored. Values a host step read
+for the controller (`secrets`, the host->controller direction) go over the channel only and
+are never part of the result Ansible sees.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from flipgitops.adapters.hosts_channel import ChannelError, fetch, put
 
 # Result keys the parent may read; anything else a module returns is dropped.
 _KEEP = ("changed", "failed", "msg", "facts", "rc", "path", "details")
+# Result keys that go to the parent over the channel ONLY (secret values a host step read
+# for the controller, e.g. read_kit_secrets): removed from what Ansible receives, so no
+# event, callback or artifact ever holds them, whatever the task's no_log says.
+_CHANNEL_ONLY = ("secrets",)
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
@@ -40,14 +46,17 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             return result
         module = self._execute_module(module_name=str(spec["module"]),
                                       module_args=dict(spec["args"]), task_vars=task_vars)
+        private = {k: module.pop(k) for k in _CHANNEL_ONLY if k in module}
         kept = {k: module[k] for k in _KEEP if k in module}
         if module.get("failed") and "msg" not in kept:
             # A module that died before AnsibleModule reported (no interpreter, a crash):
             # Ansible's own message names the cause; the module's output is left out.
             kept["msg"] = str(module.get("module_stderr") or "the module failed")[-400:]
+        module.clear()
         try:
-            put(host, step, kept)
+            put(host, step, {**kept, **private})
         except ChannelError as exc:
             kept = {"failed": True, "msg": str(exc)}
+        private.clear()
         result.update(kept)
         return result

@@ -85,11 +85,32 @@ def release_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     marker = read_json(os.path.join(spec["state_dir"], "release.json"))
     if marker:
         out.update(ref=marker.get("ref"), commit=marker.get("commit"),
-                   tree_sha256=marker.get("tree_sha256"))
+                   tree_sha256=marker.get("tree_sha256"), evidence="record")
         files = [str(f) for f in marker.get("files") or []]
         digest, _missing = tree.disk_tree(trust_dir, files)
         out["intact"] = digest == marker.get("tree_sha256")
+    elif out["present"]:
+        found = match_release(trust_dir, spec.get("release_candidates") or [])
+        if found is not None:
+            ref, commit, digest = found
+            out.update(ref=ref, commit=commit, tree_sha256=digest, intact=True,
+                       evidence="files")
     return out
+
+
+def match_release(trust_dir: str, candidates: list[Any]) -> tuple[str, str, str] | None:
+    """The first candidate release whose tracked files are on disk exactly as in git (no
+    deploy record: FLIP's own checkout or copy of trust/); each file is read once."""
+    seen: dict[str, Any] = {}
+    for ref, commit, digest, paths in candidates:
+        entries = []
+        for rel in paths:
+            if rel not in seen:
+                seen[rel] = tree.disk_entry(trust_dir, rel) or (rel, "missing", "")
+            entries.append(seen[rel])
+        if tree.tree_sha256(entries) == digest:
+            return str(ref), str(commit), str(digest)
+    return None
 
 
 def fl_kit_facts(spec: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
@@ -113,6 +134,8 @@ def fl_kit_facts(spec: Mapping[str, Any], values: Mapping[str, str]) -> dict[str
     if slot and number and backend in cfg["layout"]:
         roots = [r.format(slot=slot, n=number) for r in cfg["layout"][backend]]
         out["stray"] = flkit.stray(net1, roots)
+    if cfg.get("listing"):
+        out["listed_fingerprint"] = flkit.listed_fingerprint(kit_dir, cfg["listing"])
     return out
 
 

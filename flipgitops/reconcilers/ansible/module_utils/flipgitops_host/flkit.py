@@ -6,6 +6,14 @@ except what FLIP's FL client writes at run time, which the controller names in
 writes the kit, and facts recompute it, so an edit of any kit file (or a mode change) shows.
 `stray` lists the top-most paths under net-1 outside the slot's own ``roots`` (another
 slot's directory, a file left from another kit).
+
+`listing_fingerprint` is the one recipe for "this slot's kit, as the bucket lists it": a
+sha256 over (key relative to the date prefix, ETag, size). The controller computes it from
+the bucket listing (adapters/kit_listing.py imports it from here); a host recomputes it from
+its own files (`listed_fingerprint`), given the keys, because S3's ETag of an object uploaded
+in one part is the MD5 of its bytes and the date prefix's `net-1/...` layout is the one
+FLIP's `aws s3 sync` leaves under FL_KIT_DIR. So a kit FLIP delivered, with no record of
+flipgitops' on the host, is known to be the bucket's kit when the two fingerprints agree.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import fnmatch
 import hashlib
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -43,6 +51,62 @@ def _walk(base: str) -> Iterator[tuple[str, os.stat_result]]:
 
 def _excluded(rel: str, runtime: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, pattern) for pattern in runtime)
+
+
+def listing_fingerprint(entries: Iterable[tuple[str, str, int]]) -> str:
+    """sha256 over `key NUL etag NUL size LF` of (key, ETag, size) entries, sorted."""
+    lines = "".join(f"{k}\0{e}\0{s}\n" for k, e, s in sorted(entries))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _md5() -> Any:
+    """An MD5 for comparing with ETags, not for security (FIPS hosts refuse plain md5())."""
+    try:
+        return hashlib.md5(usedforsecurity=False)
+    except TypeError:  # Python < 3.9
+        return hashlib.md5()
+
+
+def _md5_and_size(path: str) -> tuple[str, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    h = _md5()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest(), st.st_size
+
+
+def listed_fingerprint(kit_dir: str, keys: Iterable[str]) -> str | None:
+    """`listing_fingerprint` of the host's files at the bucket's ``keys`` (relative to the
+    date prefix, i.e. to FL_KIT_DIR): each file's MD5 stands for its ETag. A folder marker
+    (a key ending in `/`) is an empty object, so a directory there counts as one. A missing
+    file, or a key that is not a plain relative path, gives an entry no bucket has, so the
+    fingerprints differ. None when there are no keys to compare."""
+    wanted = list(keys)
+    if not wanted:
+        return None
+    empty = _md5().hexdigest()
+    entries: list[tuple[str, str, int]] = []
+    for key in wanted:
+        parts = key.rstrip("/").split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            entries.append((key, "unsafe", -1))
+            continue
+        path = os.path.join(kit_dir, *parts)
+        if key.endswith("/"):
+            entries.append((key, empty, 0) if os.path.isdir(path) else (key, "missing", -1))
+            continue
+        found = _md5_and_size(path)
+        entries.append((key, *found) if found else (key, "missing", -1))
+    return listing_fingerprint(entries)
 
 
 def content_sha256(net1: str, runtime: Iterable[str]) -> str | None:

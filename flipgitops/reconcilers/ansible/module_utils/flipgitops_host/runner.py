@@ -35,6 +35,18 @@ def run_step(step: Callable[[Mapping[str, Any]], tuple[bool, str]], *,
     module.exit_json(changed=changed, msg=message)
 
 
+def run_read(read: Callable[[Mapping[str, Any]], tuple[dict[str, str], str]]) -> None:
+    """A step that reads secret values for the controller: they travel in ``secrets``,
+    which the action plugin sends over the channel only (never back to Ansible)."""
+    module = AnsibleModule(argument_spec={"spec": {"type": "dict", "required": True}},
+                           supports_check_mode=True)
+    try:
+        values, message = read(module.params["spec"])
+    except (steps.StepError, fsutil.HostFileError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, msg=message, secrets=values)
+
+
 def run_facts(gather: Callable[[Mapping[str, Any]], dict[str, Any]]) -> None:
     module = AnsibleModule(argument_spec={"spec": {"type": "dict", "required": True}},
                            supports_check_mode=True)

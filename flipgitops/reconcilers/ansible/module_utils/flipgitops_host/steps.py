@@ -219,6 +219,32 @@ def write_kit_file(spec: Mapping[str, Any]) -> tuple[bool, str]:
     return True, f"wrote {path} (0600)"
 
 
+# --- read_kit_secrets (adopt: the keys a FLIP-written kit file holds) ------------------------
+
+
+def read_kit_secrets(spec: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    """The values of ``spec["keys"]`` in the kit file, for the controller to check against
+    the hub and escrow. Placeholders (`<run-make-…>`), empty values and values that are not
+    UTF-8 text are left out (nothing a hub could have issued). The message holds key names
+    and counts only."""
+    path = os.path.join(spec["trust_dir"], spec["kit_file"])
+    data = fsutil.read_bytes(path)
+    if data is None:
+        raise StepError(f"{path} does not exist: there is no kit file to read")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StepError(f"{path} is not UTF-8 text: its keys cannot be read") from None
+    cfg = spec["kitfile"]
+    values, _order, placeholders, _ = kitfile.parse(text, cfg["sentinel"],
+                                                    cfg["placeholder_prefix"])
+    wanted = [str(k) for k in spec["keys"]]
+    out = {k: values[k] for k in wanted if values.get(k) and k not in placeholders}
+    absent = [k for k in wanted if k not in out]
+    return out, (f"read {len(out)} of {len(wanted)} values from {path}"
+                 + (f" (absent, empty or placeholders: {', '.join(absent)})" if absent else ""))
+
+
 # --- deliver_fl_kit (flip_fl_kit/tasks/s3.yml) -----------------------------------------------
 
 
