@@ -68,16 +68,20 @@ def _network(svc: dict[str, Any]) -> dict[str, tuple[str, ...] | str]:
     return out
 
 
+def counts_after(moment: datetime) -> datetime:
+    """What a later event must pass to be known to follow ``moment``. A time given to the
+    second only (Secrets Manager's CreatedDate may be) may be up to a second later than it
+    says, so only a moment past that second counts."""
+    return moment + timedelta(seconds=1) if moment.microsecond == 0 else moment
+
+
 def _after(moment: datetime | None, *others: datetime | None) -> bool | None:
-    """Whether ``moment`` is later than every other time. A time given to the second only
-    (Secrets Manager's CreatedDate may be) may be up to a second later than it says: only a
-    moment past that second counts, so "loaded" is never claimed on a same-second tie (a
-    needless redeploy is safe; a missed one locks trusts out)."""
+    """Whether ``moment`` is later than every other time (`counts_after`), so "loaded" is
+    never claimed on a same-second tie (a needless redeploy is safe; a missed one locks
+    trusts out). The redeploy executor waits such a tie out before it deploys."""
     if moment is None:
         return None
-    return all(other is None or moment > (other + timedelta(seconds=1)
-                                          if other.microsecond == 0 else other)
-               for other in others)
+    return all(other is None or moment > counts_after(other) for other in others)
 
 
 def observe_services(clients: Clients, manifest: Manifest, secret: hub_secret.SecretDoc | None

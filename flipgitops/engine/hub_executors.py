@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from flipgitops.adapters.aws import counts_after
 from flipgitops.adapters.ecs import (
     app_container,
     env_value,
@@ -647,6 +649,22 @@ def _rollback(ctx: ExecContext, moved: Sequence[tuple[HubRole, str, str]]) -> st
 # --- hub.redeploy --------------------------------------------------------------------------
 
 
+TIE_WAIT_LIMIT = 2.0  # seconds: the most a redeploy waits out a same-second change
+
+
+def _outwait_tie(moments: Iterable[datetime | None]) -> None:
+    """E2 reads the registry once per process, and observation judges it loaded only when
+    flip-api's deployment started after the last change (`adapters.aws.counts_after`). A
+    deployment started in the same whole second as a change stamped to the second (moto's
+    CreatedDate) cannot be told from one started before it, so the next plan would redeploy
+    again and this apply would not converge: start it once that second has passed."""
+    marks = [counts_after(m) for m in moments if m is not None]
+    if marks:
+        wait = (max(marks) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(min(wait + 0.05, TIE_WAIT_LIMIT))
+
+
 @executor(ActionKind.HUB_REDEPLOY)
 @single
 def redeploy(ctx: ExecContext, action: Action) -> Outcome:
@@ -661,6 +679,11 @@ def redeploy(ctx: ExecContext, action: Action) -> Outcome:
     if ctx.dry_run:
         return Outcome(True, True, f"would force a new deployment of {name} ({p.reason})"
                        + (f" on revision {move.rsplit(':', 1)[-1]}" if move else ""))
+    if p.role == "flip_api" and ctx.manifest.hub.trust_registry == "secret":
+        target = hub.task_definition(move or str(svc.get("taskDefinition") or ""))
+        registered = (target or {}).get("registeredAt")
+        _outwait_tie([hub.read_secret().changed,
+                      registered if isinstance(registered, datetime) else None])
     hub.update_service(p.role, move, force=True)
     final = hub.wait_stable([p.role], ctx.report)[p.role]
     if not final.stable:

@@ -4,7 +4,6 @@ deploys with rollback (deploy-centralhub / rollback-centralhub), and the schema 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -54,7 +53,7 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     key = held.kit.trust_api_key.get_secret_value() if held.kit.trust_api_key else ""
 
     out = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
-        "register": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
     assert out.ok and out.changed, out.message
     assert "new flip-api revision" in out.message
     latest = "arn:aws:ecs:eu-west-2:123456789012:task-definition/flip-api:2"
@@ -76,8 +75,8 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     assert seen.registry.era == "secret" and seen.services["flip_api"].loaded_current is False
 
     # moto gives the secret's CreatedDate to the second, and observe then only trusts a
-    # deployment from the next second on; real AWS gives milliseconds.
-    time.sleep(1.1)
+    # deployment from the next second on (real AWS gives milliseconds): the redeploy, run
+    # at once, waits that second out itself, or the apply's re-plan would redeploy again.
     redeployed = run(ctx, ActionKind.HUB_REDEPLOY, "flip_api",
                      {"role": "flip_api", "reason": "registry changed"})
     assert redeployed.ok, redeployed.message
@@ -90,8 +89,21 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
         assert key not in text
 
     again = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
-        "register": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
     assert again.ok and not again.changed
+
+    # A rotation's write and redeploy back to back, as an apply runs them: the deployment
+    # must still be observably after the write, or the apply's re-plan redeploys again.
+    rotated = run(ctx, ActionKind.CREDENTIALS_MINT, "Trust_2", {
+        "credentials_generation": 2, "database_generation": 1, "fl_kit_slot": "Trust_2"})
+    assert rotated.ok and rotated.changed
+    wrote = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+    assert wrote.ok and wrote.changed, wrote.message
+    assert run(ctx, ActionKind.HUB_REDEPLOY, "flip_api",
+               {"role": "flip_api", "reason": "registry changed"}).ok
+    assert observe_hub(m, new_clients(), world.endpoints).services[
+        "flip_api"].loaded_current is True
 
 
 # --- deploy-centralhub ---------------------------------------------------------------------
