@@ -417,7 +417,10 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     hashes_change = any((view.hashes or {}).get(n) != h for n, h in wanted.items()) or \
         any(n in (view.hashes or {}) for n in p.deregistering)
     svc = hub.service("flip_api")
-    task_def = hub.task_definition(str(svc["taskDefinition"])) if svc else None
+    # The registry as written: the family's newest revision, which the redeploy deploys
+    # (an earlier run may have written it and stopped before redeploying).
+    written = (hub.latest_revision("flip_api") or str(svc["taskDefinition"])) if svc else ""
+    task_def = hub.task_definition(written) if svc else None
     container = app_container(task_def, str(svc["serviceName"])) if svc and task_def else None
     if task_def is None or container is None:
         return Outcome(False, False, "flip-api's service or its task definition's flip-api "

@@ -73,6 +73,14 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     assert poll_status(world, key) == 401  # E2 loaded its registry at the last deploy
     seen = observe_hub(m, new_clients(), world.endpoints)
     assert seen.registry.era == "secret" and seen.services["flip_api"].loaded_current is False
+    # Stopped here (before the redeploy), the registry is written: observed as written, and
+    # writing it again registers no further revision.
+    assert seen.services["flip_api"].trust_names == ("Trust_1", "Trust_2")
+    rewrite = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+    assert rewrite.ok and not rewrite.changed, rewrite.message
+    assert c.ecs.list_task_definitions(familyPrefix="flip-api")["taskDefinitionArns"][-1] \
+        == latest
 
     # moto gives the secret's CreatedDate to the second, and observe then only trusts a
     # deployment from the next second on (real AWS gives milliseconds): the redeploy, run
