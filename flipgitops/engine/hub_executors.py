@@ -453,8 +453,10 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
             led = _with_trust(name, held, "secret")(led)
         return _without_trusts(p.deregistering)(led)
     state.update_ledger(record)
-    for name in p.deregistering:
+    for name in p.deregistering:  # leaving (decommission or prune), as delete_trust's
+        escrow.delete_local(name)
         escrow.delete_kit(name)
+        ctx.secrets.forget(name)
     return Outcome(True, True, f"secret registry written ({summary}){revision}; the hub "
                                "accepts it only after flip-api is redeployed")
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from aws_hubworld import FAST, Standin, context, make_manifest, new_clients, ports, run
+from pydantic import SecretStr
 
 from flipgitops.adapters.aws import observe_hub
 from flipgitops.adapters.aws_session import CallCounter
@@ -17,6 +18,7 @@ from flipgitops.adapters.hub import AwsHub
 from flipgitops.adapters.image_registry import ImageCheck, split_image
 from flipgitops.adapters.waiting import Waits
 from flipgitops.model.actions import ActionKind
+from flipgitops.model.kit import LocalCredentials
 
 pytestmark = pytest.mark.slow  # each test seeds a FLIP hub (~8 s on 2 shared cores)
 
@@ -112,6 +114,16 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
                {"role": "flip_api", "reason": "registry changed"}).ok
     assert observe_hub(m, new_clients(), world.endpoints).services[
         "flip_api"].loaded_current is True
+
+    # Deregistered (decommissioned): nothing of the trust stays escrowed.
+    p.escrow.write_local("Trust_2", LocalCredentials(values={"ORTHANC_PASSWORD": SecretStr(
+        "orthanc-password-for-the-test")}))
+    gone = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "deregistering": ["Trust_2"], "names_after": ["Trust_1"]})
+    assert gone.ok and gone.changed, gone.message
+    assert p.escrow.read_kit("Trust_2") is None
+    assert p.escrow.read_local("Trust_2") is None
+    assert "Trust_2" not in p.state.read_ledger().trusts
 
 
 # --- deploy-centralhub ---------------------------------------------------------------------
