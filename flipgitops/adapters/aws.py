@@ -21,10 +21,12 @@ from flipgitops.adapters.allowlist import observe_allowlist
 from flipgitops.adapters.aws_session import Clients, call, must
 from flipgitops.adapters.ecs import (
     Stability,
+    active_revisions,
     app_container,
     describe_services,
     describe_task_definition,
     env_value,
+    family_and_revision,
     parse_trust_names,
     service_names,
     stabilities,
@@ -68,16 +70,20 @@ def _network(svc: dict[str, Any]) -> dict[str, tuple[str, ...] | str]:
     return out
 
 
+def counts_after(moment: datetime) -> datetime:
+    """What a later event must pass to be known to follow ``moment``. A time given to the
+    second only (Secrets Manager's CreatedDate may be) may be up to a second later than it
+    says, so only a moment past that second counts."""
+    return moment + timedelta(seconds=1) if moment.microsecond == 0 else moment
+
+
 def _after(moment: datetime | None, *others: datetime | None) -> bool | None:
-    """Whether ``moment`` is later than every other time. A time given to the second only
-    (Secrets Manager's CreatedDate may be) may be up to a second later than it says: only a
-    moment past that second counts, so "loaded" is never claimed on a same-second tie (a
-    needless redeploy is safe; a missed one locks trusts out)."""
+    """Whether ``moment`` is later than every other time (`counts_after`), so "loaded" is
+    never claimed on a same-second tie (a needless redeploy is safe; a missed one locks
+    trusts out). The redeploy executor waits such a tie out before it deploys."""
     if moment is None:
         return None
-    return all(other is None or moment > (other + timedelta(seconds=1)
-                                          if other.microsecond == 0 else other)
-               for other in others)
+    return all(other is None or moment > counts_after(other) for other in others)
 
 
 def observe_services(clients: Clients, manifest: Manifest, secret: hub_secret.SecretDoc | None
@@ -103,15 +109,25 @@ def _service(clients: Clients, role: HubRole, name: str, svc: dict[str, Any],
     task_def = describe_task_definition(clients, arn) if arn else None
     container = app_container(task_def, name) if task_def else None
     image = container.get("image") if container else None
-    names, names_bad = (parse_trust_names(env_value(container, TASK_ENV_TRUST_NAMES))
-                        if container and role == "flip_api" else (None, False))
+    # The registry as written is in the family's newest revision, which the next flip-api
+    # deployment runs (hub.redeploy moves the service onto it): a run stopped between
+    # registry.secret_write and hub.redeploy left it there, and reading the service's
+    # current revision would write it again instead of only redeploying.
+    pending = _pending_revision(clients, arn) if role == "flip_api" and task_def else None
+    written = container
+    if pending is not None:
+        newest = describe_task_definition(clients, pending)
+        written = (app_container(newest, name) if newest else None) or container
+    names, names_bad = (parse_trust_names(env_value(written, TASK_ENV_TRUST_NAMES))
+                        if written and role == "flip_api" else (None, False))
     registered = (task_def or {}).get("registeredAt")
     loaded = None
     if role == "flip_api" and task_def is not None:
         # E2 reads TRUST_NAMES and the hashes once per process: a deployment that started
-        # before the last change still runs the old registry.
-        loaded = _after(stability.primary_created, secret.changed if secret else None,
-                        registered if isinstance(registered, datetime) else None)
+        # before the last change, or that runs an older revision, has the old registry.
+        loaded = False if pending is not None else _after(
+            stability.primary_created, secret.changed if secret else None,
+            registered if isinstance(registered, datetime) else None)
     return ObservedService(
         role=role, name=name, exists=True, image=image, tag=image_tag(image),
         trust_names=names, trust_names_malformed=names_bad, stable=stability.stable,
@@ -119,6 +135,16 @@ def _service(clients: Clients, role: HubRole, name: str, svc: dict[str, Any],
         network=_network(svc), task_definition_arn=arn or None,
         revision=int(task_def["revision"]) if task_def and "revision" in task_def else None,
     )
+
+
+def _pending_revision(clients: Clients, arn: str) -> str | None:
+    """The family's highest ACTIVE revision when it is newer than ``arn`` (one listing)."""
+    try:
+        family, number = family_and_revision(arn)
+    except AdapterError:
+        return None
+    found = active_revisions(clients, family)
+    return found[0][1] if found and found[0][0] > number else None
 
 
 def registry_era(secret: hub_secret.SecretDoc | None,

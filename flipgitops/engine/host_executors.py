@@ -155,6 +155,12 @@ def _local_credentials(ctx: ExecContext, trust: Trust) -> LocalCredentials:
             escrowed = LocalCredentials(values=minted)
             ctx.ports.escrow.write_local(trust.name, escrowed)
             _ledger_local(ctx, trust.name, escrowed.fingerprint())
+    elif held is not None and not ctx.dry_run:
+        # The ledger entry may be younger than the credentials: a rotation on the database
+        # registry deletes the trust's entry and registers a new one, and the kit-file fact
+        # compares the host with the entry. Record what the host gets (a no-op when it is
+        # already there), or every later plan rewrites the kit file.
+        _ledger_local(ctx, trust.name, held.fingerprint())
     if not ctx.dry_run and (held is None or missing):
         ctx.secrets.remember_local(trust.name, LocalCredentials(values=minted))
     return LocalCredentials(values={**minted, **referenced})

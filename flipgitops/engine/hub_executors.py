@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from flipgitops.adapters.aws import counts_after
 from flipgitops.adapters.ecs import (
     app_container,
     env_value,
@@ -415,7 +417,10 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
     hashes_change = any((view.hashes or {}).get(n) != h for n, h in wanted.items()) or \
         any(n in (view.hashes or {}) for n in p.deregistering)
     svc = hub.service("flip_api")
-    task_def = hub.task_definition(str(svc["taskDefinition"])) if svc else None
+    # The registry as written: the family's newest revision, which the redeploy deploys
+    # (an earlier run may have written it and stopped before redeploying).
+    written = (hub.latest_revision("flip_api") or str(svc["taskDefinition"])) if svc else ""
+    task_def = hub.task_definition(written) if svc else None
     container = app_container(task_def, str(svc["serviceName"])) if svc and task_def else None
     if task_def is None or container is None:
         return Outcome(False, False, "flip-api's service or its task definition's flip-api "
@@ -448,8 +453,10 @@ def write_secret_registry(ctx: ExecContext, action: Action) -> Outcome:
             led = _with_trust(name, held, "secret")(led)
         return _without_trusts(p.deregistering)(led)
     state.update_ledger(record)
-    for name in p.deregistering:
+    for name in p.deregistering:  # leaving (decommission or prune), as delete_trust's
+        escrow.delete_local(name)
         escrow.delete_kit(name)
+        ctx.secrets.forget(name)
     return Outcome(True, True, f"secret registry written ({summary}){revision}; the hub "
                                "accepts it only after flip-api is redeployed")
 
@@ -647,6 +654,22 @@ def _rollback(ctx: ExecContext, moved: Sequence[tuple[HubRole, str, str]]) -> st
 # --- hub.redeploy --------------------------------------------------------------------------
 
 
+TIE_WAIT_LIMIT = 2.0  # seconds: the most a redeploy waits out a same-second change
+
+
+def _outwait_tie(moments: Iterable[datetime | None]) -> None:
+    """E2 reads the registry once per process, and observation judges it loaded only when
+    flip-api's deployment started after the last change (`adapters.aws.counts_after`). A
+    deployment started in the same whole second as a change stamped to the second (moto's
+    CreatedDate) cannot be told from one started before it, so the next plan would redeploy
+    again and this apply would not converge: start it once that second has passed."""
+    marks = [counts_after(m) for m in moments if m is not None]
+    if marks:
+        wait = (max(marks) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(min(wait + 0.05, TIE_WAIT_LIMIT))
+
+
 @executor(ActionKind.HUB_REDEPLOY)
 @single
 def redeploy(ctx: ExecContext, action: Action) -> Outcome:
@@ -661,6 +684,11 @@ def redeploy(ctx: ExecContext, action: Action) -> Outcome:
     if ctx.dry_run:
         return Outcome(True, True, f"would force a new deployment of {name} ({p.reason})"
                        + (f" on revision {move.rsplit(':', 1)[-1]}" if move else ""))
+    if p.role == "flip_api" and ctx.manifest.hub.trust_registry == "secret":
+        target = hub.task_definition(move or str(svc.get("taskDefinition") or ""))
+        registered = (target or {}).get("registeredAt")
+        _outwait_tie([hub.read_secret().changed,
+                      registered if isinstance(registered, datetime) else None])
     hub.update_service(p.role, move, force=True)
     final = hub.wait_stable([p.role], ctx.report)[p.role]
     if not final.stable:

@@ -89,7 +89,8 @@ class ObservedService(Frozen):
     exists: bool
     image: str | None = None  # of the container named like the service
     tag: str | None = None
-    # Secret era: TRUST_NAMES (JSON list) in flip-api's container environment; None = absent.
+    # Secret era: TRUST_NAMES (JSON list) in flip-api's container environment, as written:
+    # of the family's newest ACTIVE revision (the next deployment's); None = absent.
     trust_names: tuple[str, ...] | None = None
     trust_names_malformed: bool = False
     stable: bool | None = None  # one PRIMARY deployment, running == desired, rollout done

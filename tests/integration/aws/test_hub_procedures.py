@@ -4,13 +4,13 @@ deploys with rollback (deploy-centralhub / rollback-centralhub), and the schema 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
 import pytest
 from aws_hubworld import FAST, Standin, context, make_manifest, new_clients, ports, run
+from pydantic import SecretStr
 
 from flipgitops.adapters.aws import observe_hub
 from flipgitops.adapters.aws_session import CallCounter
@@ -18,6 +18,7 @@ from flipgitops.adapters.hub import AwsHub
 from flipgitops.adapters.image_registry import ImageCheck, split_image
 from flipgitops.adapters.waiting import Waits
 from flipgitops.model.actions import ActionKind
+from flipgitops.model.kit import LocalCredentials
 
 pytestmark = pytest.mark.slow  # each test seeds a FLIP hub (~8 s on 2 shared cores)
 
@@ -74,10 +75,18 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     assert poll_status(world, key) == 401  # E2 loaded its registry at the last deploy
     seen = observe_hub(m, new_clients(), world.endpoints)
     assert seen.registry.era == "secret" and seen.services["flip_api"].loaded_current is False
+    # Stopped here (before the redeploy), the registry is written: observed as written, and
+    # writing it again registers no further revision.
+    assert seen.services["flip_api"].trust_names == ("Trust_1", "Trust_2")
+    rewrite = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+    assert rewrite.ok and not rewrite.changed, rewrite.message
+    assert c.ecs.list_task_definitions(familyPrefix="flip-api")["taskDefinitionArns"][-1] \
+        == latest
 
     # moto gives the secret's CreatedDate to the second, and observe then only trusts a
-    # deployment from the next second on; real AWS gives milliseconds.
-    time.sleep(1.1)
+    # deployment from the next second on (real AWS gives milliseconds): the redeploy, run
+    # at once, waits that second out itself, or the apply's re-plan would redeploy again.
     redeployed = run(ctx, ActionKind.HUB_REDEPLOY, "flip_api",
                      {"role": "flip_api", "reason": "registry changed"})
     assert redeployed.ok, redeployed.message
@@ -92,6 +101,29 @@ def test_secret_era_names_in_a_revision_hash_in_the_secret_live_after_redeploy(
     again = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
         "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
     assert again.ok and not again.changed
+
+    # A rotation's write and redeploy back to back, as an apply runs them: the deployment
+    # must still be observably after the write, or the apply's re-plan redeploys again.
+    rotated = run(ctx, ActionKind.CREDENTIALS_MINT, "Trust_2", {
+        "credentials_generation": 2, "database_generation": 1, "fl_kit_slot": "Trust_2"})
+    assert rotated.ok and rotated.changed
+    wrote = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "registering": ["Trust_2"], "names_after": ["Trust_1", "Trust_2"]})
+    assert wrote.ok and wrote.changed, wrote.message
+    assert run(ctx, ActionKind.HUB_REDEPLOY, "flip_api",
+               {"role": "flip_api", "reason": "registry changed"}).ok
+    assert observe_hub(m, new_clients(), world.endpoints).services[
+        "flip_api"].loaded_current is True
+
+    # Deregistered (decommissioned): nothing of the trust stays escrowed.
+    p.escrow.write_local("Trust_2", LocalCredentials(values={"ORTHANC_PASSWORD": SecretStr(
+        "orthanc-password-for-the-test")}))
+    gone = run(ctx, ActionKind.REGISTRY_SECRET_WRITE, "registry", {
+        "deregistering": ["Trust_2"], "names_after": ["Trust_1"]})
+    assert gone.ok and gone.changed, gone.message
+    assert p.escrow.read_kit("Trust_2") is None
+    assert p.escrow.read_local("Trust_2") is None
+    assert "Trust_2" not in p.state.read_ledger().trusts
 
 
 # --- deploy-centralhub ---------------------------------------------------------------------
