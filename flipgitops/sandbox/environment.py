@@ -118,7 +118,7 @@ class Sandbox:
     def manifest_doc(self, trusts: Sequence[TrustSpec], *, registry: str = "database",
                      allowlist: str = "aws-api", hub_tag: str = "v2.3.0",
                      fl_tag: str = "v2.3.0", flip_ref: str = "v2.3.0",
-                     kit_date: str = KIT_DATE) -> dict[str, Any]:
+                     kit_date: str = KIT_DATE, fl_backend: str = "nvflare") -> dict[str, Any]:
         docs = []
         for t in trusts:
             doc: dict[str, Any] = {"name": t.name, "code": t.code, "kind": t.kind,
@@ -134,7 +134,7 @@ class Sandbox:
                 doc["settings"] = {"NUM_AVAILABLE_GPUS": "0", "POLL_INTERVAL_SECONDS": "1"}
             docs.append(doc)
         hub: dict[str, Any] = {
-            "domain": DOMAIN, "fl_backend": "nvflare", "trust_registry": registry,
+            "domain": DOMAIN, "fl_backend": fl_backend, "trust_registry": registry,
             "images": {"registry": "ghcr.io/londonaicentre", "hub_tag": hub_tag,
                        "fl_tag": fl_tag},
             "fl_server": {"port": 8002, "hostname": FL_HOST,
@@ -197,7 +197,8 @@ def _git(repo: Path, *args: str) -> None:
 def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = DEFAULT_TRUSTS,
             registry: str = "database", allowlist: str = "aws-api",
             existing: Sequence[str] | str = (), moto: MotoServer | None = None,
-            seed: bool = True, kit_dates: list[str] | None = None) -> Iterator[Sandbox]:
+            seed: bool = True, kit_dates: list[str] | None = None,
+            fl_backend: str = "nvflare") -> Iterator[Sandbox]:
     """A running world; ``existing`` names trusts FLIP's own procedures already registered
     (no flipgitops state anywhere). The caller may pass a moto server it keeps across tests."""
     root.mkdir(parents=True, exist_ok=True)
@@ -214,7 +215,8 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
         _git(repo, "init", "-q", "-b", "main")
         box = Sandbox(root=root, moto=server, hub=hub, checkout=checkout, repo=repo,
                       env_name=env_name, _stack=stack)
-        box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist),
+        box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist,
+                                            fl_backend=fl_backend),
                            commit="the environment")
         if seed:
             box.seed = seed_hub(box.load_manifest(), hub, existing=existing,  # type: ignore[arg-type]
