@@ -97,6 +97,20 @@ def changed_files(repo_dir: str | Path, base: str, head: str) -> list[str]:
     return sorted(paths)
 
 
+def list_files(repo_dir: str | Path, rev: str, directory: str) -> list[str]:
+    """Paths of the blobs under ``directory`` (relative to the root) at ``rev``, sorted;
+    empty when it does not exist there."""
+    repo = _repo(repo_dir)
+    commit = _commit(repo, rev)
+    try:
+        tree = commit.tree / PurePosixPath(directory).as_posix()
+    except KeyError:
+        return []
+    if tree.type != "tree":
+        return []
+    return sorted(str(item.path) for item in tree.traverse() if isinstance(item, git.Blob))
+
+
 def head_commit(repo_dir: str | Path) -> str | None:
     """The checked-out commit; None outside a repository or before the first commit."""
     try:

@@ -294,8 +294,10 @@ def _hub_shared(manifest: Manifest, key: str) -> str | None:
 
 def _flip_root(trust: Trust) -> str:
     if trust.host is None:
-        raise KitFileError(f"trust {trust.name} has no host: its kit file is only exported "
-                           "(flipgitops kit), never written")
+        # A TRE's kit file is only exported (flipgitops kit) for its operator to install;
+        # its paths are FLIP's defaults (flip_trust_dirs' flip_dir, .env.example's
+        # FL_KIT_DIR), which the operator repoints as package-onprem-trust-kit's steps say.
+        return flip.DEFAULT_FLIP_ROOT
     root = trust.host.flip_root
     if not root.startswith("/"):
         raise KitFileError(f"trusts.{trust.name}.host.flip_root must be an absolute path: "

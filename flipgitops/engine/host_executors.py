@@ -17,7 +17,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from flipgitops.core import kitfile
-from flipgitops.engine.executors import ExecContext, Outcome, executor
+from flipgitops.engine.executors import ExecContext, Outcome, SecretCache, executor
+from flipgitops.engine.ports import Ports
 from flipgitops.engine.ports_hosts import (
     FlKitInput,
     HostResult,
@@ -131,42 +132,61 @@ def deploy_release(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
 def _assigned_slot(ctx: ExecContext, trust: Trust) -> tuple[str, int]:
     """The slot the hub assigned (the escrowed kit): for a trust registered earlier in the
     same apply the plan could not know it."""
-    kit = _kit(ctx, trust).kit
+    return kit_slot(_kit(ctx, trust), trust.name)
+
+
+def kit_slot(held: EscrowedKit, trust: str) -> tuple[str, int]:
+    """(FL_KIT_SLOT, FL_KIT_SLOT_NUMBER) of an escrowed kit (FLIP's number rule when the
+    kit names none)."""
+    kit = held.kit
     if kit.fl_kit_slot is None:
-        raise ValueError(f"the escrowed kit of {trust.name} names no FL kit slot: register "
+        raise ValueError(f"the escrowed kit of {trust} names no FL kit slot: register "
                          "it again (the hub's kit had none)")
     number = kit.fl_kit_slot_number
     return kit.fl_kit_slot, number if number is not None else flip_slot_number(kit.fl_kit_slot)
 
 
 def _local_credentials(ctx: ExecContext, trust: Trust) -> LocalCredentials:
+    return trust_local_credentials(ctx.ports, trust, region=ctx.manifest.aws.region,
+                                   cache=ctx.secrets, dry_run=ctx.dry_run)
+
+
+def trust_local_credentials(ports: Ports, trust: Trust, *, region: str | None,
+                            cache: SecretCache, dry_run: bool = False) -> LocalCredentials:
     """Referenced credentials resolved; the rest escrowed ones or, the first time, minted
-    and escrowed (before any host holds them)."""
-    referenced = ctx.ports.hosts.resolve_references(trust.credentials,
-                                                    region=ctx.manifest.aws.region)
-    held = ctx.secrets.local(trust.name) or ctx.ports.escrow.read_local(trust.name)
+    and escrowed (before any host or archive holds them). The one home of that rule: the
+    host executor and `flipgitops kit` both come here."""
+    referenced = ports.hosts.resolve_references(trust.credentials, region=region)
+    held = cache.local(trust.name) or ports.escrow.read_local(trust.name)
     minted = dict(held.values) if held else {}
     missing = [k for k in LOCAL_CREDENTIAL_KEYS if k not in minted and k not in referenced]
     if missing:
-        if ctx.dry_run:
+        if dry_run:
             minted.update({k: SecretStr("dry-run-placeholder") for k in missing})
         else:
             minted.update({k: mint_secret() for k in missing})
             escrowed = LocalCredentials(values=minted)
-            ctx.ports.escrow.write_local(trust.name, escrowed)
-            _ledger_local(ctx, trust.name, escrowed.fingerprint())
-    elif held is not None and not ctx.dry_run:
+            ports.escrow.write_local(trust.name, escrowed)
+            _ledger_local(ports, trust.name, escrowed.fingerprint())
+    elif held is not None and not dry_run:
         # The ledger entry may be younger than the credentials: a rotation on the database
         # registry deletes the trust's entry and registers a new one, and the kit-file fact
         # compares the host with the entry. Record what the host gets (a no-op when it is
         # already there), or every later plan rewrites the kit file.
-        _ledger_local(ctx, trust.name, held.fingerprint())
-    if not ctx.dry_run and (held is None or missing):
-        ctx.secrets.remember_local(trust.name, LocalCredentials(values=minted))
+        _ledger_local(ports, trust.name, held.fingerprint())
+    if not dry_run and (held is None or missing):
+        cache.remember_local(trust.name, LocalCredentials(values=minted))
     return LocalCredentials(values={**minted, **referenced})
 
 
-def _ledger_local(ctx: ExecContext, trust: str, fingerprint: str) -> None:
+def local_credentials_missing(ports: Ports, trust: Trust) -> bool:
+    """Whether `trust_local_credentials` would mint (and so write the escrow)."""
+    held = ports.escrow.read_local(trust.name)
+    have = set(held.values) if held else set()
+    return any(k not in have and k not in trust.credentials for k in LOCAL_CREDENTIAL_KEYS)
+
+
+def _ledger_local(ports: Ports, trust: str, fingerprint: str) -> None:
     def update(ledger: ObservedLedger) -> ObservedLedger:
         entry = ledger.trusts.get(trust)
         if entry is None:
@@ -175,7 +195,7 @@ def _ledger_local(ctx: ExecContext, trust: str, fingerprint: str) -> None:
                   trust: entry.model_copy(update={"local_credentials_sha256": fingerprint})}
         return ledger.model_copy(update={"trusts": trusts})
 
-    ctx.ports.state.update_ledger(update)
+    ports.state.update_ledger(update)
 
 
 def _kit(ctx: ExecContext, trust: Trust) -> EscrowedKit:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flipgitops.adapters.hub import HubSide
     from flipgitops.engine.apply import Interrupt, Journal
     from flipgitops.engine.executors import ExecContext
+    from flipgitops.engine.ports import Ports
     from flipgitops.engine.ports_hosts import HostTarget, ReleaseCandidate
     from flipgitops.model.actions import TerraformParams
     from flipgitops.model.plan import Plan, PlanOptions
@@ -194,18 +195,23 @@ class Wiring:
 
     # -- executing -----------------------------------------------------------------------------
 
-    def context(self, observed: ObservedState, plan: Plan, *, dry_run: bool,
-                options: PlanOptions, run_id: str | None, interrupt: Interrupt,
-                report: Callable[[str], None]) -> ExecContext:
+    def ports(self) -> Ports:
+        """The real adapters behind every port (writers included)."""
         from flipgitops.adapters.kit_source import S3KitSource
         from flipgitops.adapters.release import GitRelease
-        from flipgitops.engine.executors import ExecContext
         from flipgitops.engine.ports import Ports
 
         side = self.side
-        ports = Ports(hub=side.hub, escrow=side.escrow, state=side.state, hosts=self.hosts,
-                      kits=S3KitSource(self.clients.s3), release=GitRelease(),
-                      terraform=side.terraform)
+        return Ports(hub=side.hub, escrow=side.escrow, state=side.state, hosts=self.hosts,
+                     kits=S3KitSource(self.clients.s3), release=GitRelease(),
+                     terraform=side.terraform)
+
+    def context(self, observed: ObservedState, plan: Plan, *, dry_run: bool,
+                options: PlanOptions, run_id: str | None, interrupt: Interrupt,
+                report: Callable[[str], None]) -> ExecContext:
+        from flipgitops.engine.executors import ExecContext
+
+        ports = self.ports()
         if dry_run:
             ports = dry_run_ports(ports)
         return ExecContext(manifest=self.manifest, manifest_dir=self.base_dir,

@@ -199,6 +199,8 @@ LOG_HEARTBEAT_REJECTED: Final = "Heartbeat rejected by hub"
 # --- FL participant kits (flip_fl_kit/tasks/s3.yml) -----------------------------------------
 
 FL_KIT_SUBDIR: Final = "fl-kit"  # FL_KIT_DIR = <flip_root>/fl-kit
+# flip_trust_dirs/defaults/main.yml@83e67f0e `flip_dir`, .env.example's FL_KIT_DIR root.
+DEFAULT_FLIP_ROOT: Final = "/opt/flip"
 FL_KIT_OWNER_UID: Final = 1000
 NVFLARE_KIT_PREFIX: Final = "fl-flare-participant-kits/{date}/net-1/services/"
 FLOWER_KIT_PREFIX: Final = "fl-flower-participant-kits/{date}/net-1/"

@@ -153,7 +153,7 @@ class Sandbox:
     def manifest_doc(self, trusts: Sequence[TrustSpec], *, registry: str = "database",
                      allowlist: str = "aws-api", hub_tag: str = "v2.3.0",
                      fl_tag: str = "v2.3.0", flip_ref: str = "v2.3.0",
-                     kit_date: str = KIT_DATE) -> dict[str, Any]:
+                     kit_date: str = KIT_DATE, fl_backend: str = "nvflare") -> dict[str, Any]:
         docs = []
         for t in trusts:
             doc: dict[str, Any] = {"name": t.name, "code": t.code, "kind": t.kind,
@@ -170,7 +170,7 @@ class Sandbox:
                 doc["settings"] = {"NUM_AVAILABLE_GPUS": "0", "POLL_INTERVAL_SECONDS": "1"}
             docs.append(doc)
         hub: dict[str, Any] = {
-            "domain": DOMAIN, "fl_backend": "nvflare", "trust_registry": registry,
+            "domain": DOMAIN, "fl_backend": fl_backend, "trust_registry": registry,
             "images": {"registry": "ghcr.io/londonaicentre", "hub_tag": hub_tag,
                        "fl_tag": fl_tag},
             "fl_server": {"port": 8002, "hostname": FL_HOST,
@@ -315,7 +315,8 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
             seed: bool = True, kit_dates: list[str] | None = None,
             hub_bind: str = "127.0.0.1", hub_advertise: str | None = None,
             hosts_root: Path | None = None,
-            host_fields: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[Sandbox]:
+            host_fields: Mapping[str, Mapping[str, Any]] | None = None,
+            fl_backend: Literal["nvflare", "flower"] = "nvflare") -> Iterator[Sandbox]:
     """A running world; ``existing`` names trusts FLIP's own procedures already registered
     (no flipgitops state anywhere). The caller may pass a moto server it keeps across tests.
 
@@ -340,7 +341,8 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
                       env_name=env_name, hosts_root=hosts_root,
                       host_fields={k: dict(v) for k, v in (host_fields or {}).items()},
                       _stack=stack)
-        box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist),
+        box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist,
+                                            fl_backend=fl_backend),
                            commit="the environment")
         for t in trusts:  # 0755: the stand-in CLI would make it 0700 (root's) on first use,
             if t.kind != "tre":  # and an ssh host's login user must reach its flip_root

@@ -17,7 +17,7 @@ from flipgitops.adapters.git import (
     relative_path,
     repo_root,
 )
-from flipgitops.cli import main
+from flipgitops.cli import cli as main
 from flipgitops.engine.gitops import changed_environments
 from flipgitops.engine.planning import base_change
 from flipgitops.errors import GitError
@@ -33,13 +33,20 @@ aws:
   region: eu-west-2
 state:
   bucket: flip-gitops-state-{env}
+flip:
+  checkout: ../FLIP
+  ref: v2.3.0
 hub:
   domain: app.example.org
+  fl_kits:
+    bucket: flip{env}-aicentre
+    date: "2025-06-01"
   images:
     hub_tag: {hub_tag}
     fl_tag: v2.3.0
 trusts:
   - name: Trust_1
+    code: GSTT
     kind: tre
     public_ip: {ip}
     fl_kit_slot: Trust_1
@@ -150,7 +157,7 @@ def test_changed_command_text_and_json(repo: Repo, monkeypatch: pytest.MonkeyPat
     assert out.output.splitlines() == ["dev", "prod"]
     out = runner.invoke(main, ["changed", "--base", base, "--head", "HEAD", "--format", "json"])
     assert out.exit_code == 0
-    assert json.loads(out.output) == {"format_version": "1", "environments": ["dev", "prod"]}
+    assert json.loads(out.output)["environments"] == ["dev", "prod"]
     out = runner.invoke(main, ["changed", "--base", "HEAD", "--format", "json"])
     assert json.loads(out.output)["environments"] == []
 
@@ -238,3 +245,76 @@ def test_base_change_new_environment(repo: Repo) -> None:
                          _echo_sink(lines))
     assert [(c.op, c.path, c.after) for c in change] == [("add", "environment", "stag")]
     assert any("new environment" in line for line in lines)
+
+
+# --- changed: flip.ref and an in-repository FLIP checkout ------------------------------------
+
+SHIPPED_DEV = (Path(__file__).resolve().parents[2] / "environments" / "dev.yaml").read_text()
+
+
+def dev_manifest(ref: str = "v2.3.0", checkout: str = "../FLIP") -> str:
+    """The shipped dev manifest at another flip ref/checkout (a branch ref needs
+    immutable_tags off, as a non-prod environment may)."""
+    text = SHIPPED_DEV.replace("ref: v2.3.0", f"ref: {ref}")
+    text = text.replace("immutable_tags: true", "immutable_tags: false")
+    return text.replace("checkout: ../FLIP", f"checkout: {checkout}")
+
+
+def _changed_json(root: Path, base: str) -> dict[str, object]:
+    lines: list[str] = []
+    from flipgitops.engine.gitops import run_changed
+
+    assert run_changed(base=base, head="HEAD", fmt="json", echo=lines.append,
+                       repo_dir=root) == 0
+    data = json.loads(lines[0])
+    assert isinstance(data, dict)
+    return data
+
+
+def test_changed_names_a_flip_ref_move(repo: Repo) -> None:
+    base = repo.commit("dev", {"environments/dev.yaml": dev_manifest()})
+    repo.commit("bump FLIP", {"environments/dev.yaml": dev_manifest(ref="v2.4.0")})
+    data = _changed_json(repo.root, base)
+    assert data["environments"] == ["dev"]
+    assert data["reasons"] == {"dev": ["manifest changed", "flip.ref v2.3.0 -> v2.4.0"]}
+
+
+def test_changed_lists_an_environment_whose_in_repo_checkout_moved(repo: Repo,
+                                                                   tmp_path: Path) -> None:
+    """FLIP as a git submodule at FLIP/ (flip.checkout ../FLIP from environments/): a
+    submodule bump moves what the unchanged flip.ref deploys, so the environment is listed;
+    an environment whose checkout lies outside the repository is not."""
+    flip = git.Repo.init(tmp_path / "flip-upstream", initial_branch="main")
+    with flip.config_writer() as cw:
+        cw.set_value("user", "name", "Test")
+        cw.set_value("user", "email", "test@example.org")
+    (tmp_path / "flip-upstream" / "README").write_text("one\n")
+    flip.index.add(["README"])
+    first = flip.index.commit("one").hexsha
+    (tmp_path / "flip-upstream" / "README").write_text("two\n")
+    flip.index.add(["README"])
+    second = flip.index.commit("two").hexsha
+    # A gitlink at FLIP (what `git submodule add` records), pinned to `first`.
+    repo.commit("envs", {"environments/dev.yaml": dev_manifest(ref="main"),
+                         "environments/prod.yaml": dev_manifest(checkout="../../FLIP")
+                         .replace("environment: dev", "environment: prod")})
+    repo.repo.git.update_index("--add", "--cacheinfo", f"160000,{first},FLIP")
+    base = str(repo.repo.index.commit("pin FLIP").hexsha)
+    repo.repo.git.update_index("--cacheinfo", f"160000,{second},FLIP")
+    repo.repo.index.update()
+    repo.repo.git.commit("-m", "bump FLIP")
+    assert changed_files(repo.root, base, "HEAD") == ["FLIP"]
+    data = _changed_json(repo.root, base)
+    assert data["environments"] == ["dev"]
+    assert data["reasons"] == {
+        "dev": ["flip.checkout FLIP changed: what flip.ref main names may have moved"]}
+
+
+def test_checkout_in_repo() -> None:
+    from flipgitops.engine.gitops import checkout_in_repo
+
+    assert checkout_in_repo("environments/dev.yaml", "../FLIP") == "FLIP"
+    assert checkout_in_repo("environments/dev.yaml", "../vendor/FLIP/") == "vendor/FLIP"
+    assert checkout_in_repo("environments/dev.yaml", "../../FLIP") is None
+    assert checkout_in_repo("environments/dev.yaml", "..") is None
+    assert checkout_in_repo("environments/dev.yaml", "/srv/FLIP") is None

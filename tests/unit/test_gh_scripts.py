@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -367,3 +368,44 @@ def test_env_matrix(tmp_path: Path) -> None:
 def test_write_outputs_rejects_multiline(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         gh_api.write_outputs({"x": "a\nb"}, str(tmp_path / "out"))
+
+
+# --- where FLIP is checked out --------------------------------------------------------------
+
+
+def _flip_checkout(workspace: Path, env: str = "dev") -> subprocess.CompletedProcess[str]:
+    out = workspace / "github_output"
+    out.unlink(missing_ok=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    environ.update({"GITHUB_OUTPUT": str(out), "GITHUB_WORKSPACE": str(workspace)})
+    return subprocess.run([sys.executable, str(SCRIPTS / "flip_checkout.py"), "--env", env],
+                          cwd=workspace, env=environ, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_flip_checkout_names_the_manifests_checkout_and_ref(tmp_path: Path) -> None:
+    shipped = (SCRIPTS.parents[1] / "environments" / "stag.yaml").read_text()
+    (tmp_path / "environments").mkdir()
+    manifest = tmp_path / "environments" / "stag.yaml"
+    manifest.write_text(shipped)
+    proc = _flip_checkout(tmp_path, "stag")
+    assert proc.returncode == 0, proc.stderr
+    assert _outputs(tmp_path) == {"path": "FLIP", "ref": "v2.4.0-rc.1"}
+
+    manifest.write_text(shipped.replace("checkout: ../FLIP", "checkout: ../vendor/FLIP"))
+    assert _flip_checkout(tmp_path, "stag").returncode == 0
+    assert _outputs(tmp_path)["path"] == "vendor/FLIP"
+
+    manifest.write_text(shipped.replace("checkout: ../FLIP", "checkout: ../../FLIP"))
+    proc = _flip_checkout(tmp_path, "stag")
+    assert proc.returncode == 1 and "outside the workspace" in proc.stderr
+    assert not (tmp_path / "github_output").exists()
+
+    manifest.write_text(shipped.replace("checkout: ../FLIP", "checkout: .."))
+    proc = _flip_checkout(tmp_path, "stag")
+    assert proc.returncode == 1 and "names the repository itself" in proc.stderr
+
+    manifest.write_text("version: 1\n")
+    proc = _flip_checkout(tmp_path, "stag")
+    assert proc.returncode == 1 and "cannot read the manifest of stag" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -206,3 +206,31 @@ def test_scripts_the_workflows_call_exist() -> None:
     for path in FILES:
         for script in re.findall(r"\.github/scripts/([\w-]+\.py)", path.read_text()):
             assert (ROOT / ".github" / "scripts" / script).is_file(), script
+
+
+@pytest.mark.parametrize("name,job,runs", [("plan.yml", "plan", "flipgitops plan"),
+                                           ("apply.yml", "apply", "flipgitops apply"),
+                                           ("drift.yml", "drift", "flipgitops drift")])
+def test_flip_is_checked_out_at_the_manifests_ref_read_only(name: str, job: str,
+                                                            runs: str) -> None:
+    """Hosts run FLIP's trust/ from flip.checkout at flip.ref: every job that plans, applies
+    or reports drift checks londonaicentre/FLIP out there first, at exactly that ref, with
+    the pinned checkout action, no persisted credentials, then makes it read-only."""
+    steps = _steps(_jobs(name)[job])
+    where = next(i for i, s in enumerate(steps) if s.get("id") == "flip")
+    assert "flip_checkout.py --env \"$ENV_NAME\"" in steps[where]["run"]
+    checkout = steps[where + 1]
+    assert _uses(checkout, "actions/checkout")
+    assert checkout["with"] == {"repository": "londonaicentre/FLIP",
+                                "ref": "${{ steps.flip.outputs.ref }}",
+                                "path": "${{ steps.flip.outputs.path }}",
+                                "persist-credentials": False}
+    readonly = steps[where + 2]
+    assert readonly["env"] == {"FLIP_PATH": "${{ steps.flip.outputs.path }}"}
+    assert readonly["run"].strip() == 'chmod -R a-w -- "$FLIP_PATH"'
+    uses_flip = [i for i, s in enumerate(steps) if runs in str(s.get("run", ""))]
+    assert uses_flip and min(uses_flip) > where + 2
+    assert {steps[i].get("if") for i in (where, where + 1, where + 2)} == {
+        "steps.role.outputs.connected == 'true'"}
+    sync = next(i for i, s in enumerate(steps) if "uv sync" in str(s.get("run", "")))
+    assert sync < where  # the script reads the manifest with flipgitops' own loader

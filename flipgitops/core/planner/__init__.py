@@ -97,12 +97,23 @@ def _report(ctx: Ctx, rekeyed: frozenset[str]) -> Fragment:
     f = Fragment()
     w = ctx.w
     env = w.d.environment
+    kits = w.d.hub.fl_kits
+    # The kit set moves when a host holds another date or backend than the manifest: a TRE
+    # (no host flipgitops reaches) needs the new FL kit handed over just the same.
+    kit_set_moves = any(
+        (h := w.host(t.name)) is not None and h.reachable and h.fl_kit.present
+        and (h.fl_kit.date, h.fl_kit.backend) != (kits.date, w.d.hub.fl_backend)
+        for t in w.active_hosted)
     for t in w.present:
         if t.kind == "tre" or not t.has_host:
+            command = (f"`flipgitops kit --env {env} --trust {t.name} --out "
+                       f"{t.name}-kit.tar.gz` (a 0600 archive of its kit file and FL kit, as "
+                       "FLIP's package-onprem-trust-kit)")
             if t.name in rekeyed:
-                f.note(f"{t.name} is a TRE: hand it its new kit out of band with `flipgitops kit "
-                       f"--env {env} --trust {t.name} --out {t.name}-kit.tar.gz` (a 0600 archive "
-                       "of its kit file and FL kit, as FLIP's package-onprem-trust-kit)")
+                f.note(f"{t.name} is a TRE: hand it its new kit out of band with {command}")
+            elif kit_set_moves and t.state == "active":
+                f.note(f"{t.name} is a TRE: the FL kit set changes to {kits.date}; hand it its "
+                       f"new kit out of band with {command}")
         elif t.state == "paused" and t.name in rekeyed:
             f.note(f"{t.name} is paused: its host gets its new kit file when it is active again")
     if ctx.opts.prune:

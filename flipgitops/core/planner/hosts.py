@@ -1,7 +1,7 @@
 """Trust hosts: FLIP's own trust stack, started the way FLIP's trust/Makefile starts it.
 
 Per active trust with a host, only the steps its differing facts need, in this order:
-provision → deploy FLIP's trust/ at flip.ref → {write the kit file, deliver the FL kit} →
+provision → deploy FLIP's trust/ at flip.ref → deliver the FL kit → write the kit file →
 start the stack (compose decides which services a change recreates) → verify trust-api
 authenticated. A host's first step waits for its trust's registration and rule; its stack
 waits for the hub's image deploy (lockstep: trusts move right after the hub's FL services).
@@ -123,11 +123,30 @@ def _chain(ctx: Ctx, dec: Decisions, opens: dict[str, str], prior: frozenset[str
                      + (f" (was {from_ref})" if from_ref and from_ref != w.d.flip.ref else ""),
                      last or set(first))}
     middle: set[str] = set()
+    # The FL kit goes first: it is checked on the controller (the slot's fed_client.json,
+    # flower's files) before its host is touched, and a refused kit must leave the host as it
+    # was, its kit file too (a kit file naming a date whose kit never arrived would say the
+    # host is on the new kit set). The kit file then follows it.
+    delivered: set[str] = set()
+    if fl_kit:
+        kits = w.o.hub.kits
+        piece = kits.slices.get(slot) if kits is not None and slot else None
+        deps = (last or set(first)) | first
+        delivered = {step(K.HOST_DELIVER_FL_KIT,
+                          DeliverFlKitParams(date=w.d.hub.fl_kits.date,
+                                             backend=w.d.hub.fl_backend, slot=slot,
+                                             slot_number=number,
+                                             source_fingerprint=piece.fingerprint if piece
+                                             else None),
+                          f"deliver {name}'s FL kit ({w.d.hub.fl_backend}, "
+                          f"{w.d.hub.fl_kits.date}, slot {slot or '(assigned at registration)'})",
+                          deps)}
+        middle |= delivered
     if kit_file:
         gap = ctx.gap("host.kit_values", name)
         changed = tuple(sorted(k for k in (gap.want if gap else {})
                                if gap is not None and gap.want.get(k) != gap.have.get(k)))
-        deps = (last or set(first)) | first
+        deps = (delivered or last or set(first)) | first
         why = ("new keys" if rekeyed else
                "changes " + ", ".join(changed[:6]) if changed else "mode / keys")
         middle.add(step(K.HOST_WRITE_KIT_FILE,
@@ -135,18 +154,6 @@ def _chain(ctx: Ctx, dec: Decisions, opens: dict[str, str], prior: frozenset[str
                                            changed=changed),
                         f"write {name}'s kit file {flip.kit_file_name(t.code, w.d.environment)} "
                         f"(0600; {why})", deps))
-    if fl_kit:
-        kits = w.o.hub.kits
-        piece = kits.slices.get(slot) if kits is not None and slot else None
-        deps = (last or set(first)) | first
-        middle.add(step(K.HOST_DELIVER_FL_KIT,
-                        DeliverFlKitParams(date=w.d.hub.fl_kits.date, backend=w.d.hub.fl_backend,
-                                           slot=slot, slot_number=number,
-                                           source_fingerprint=piece.fingerprint if piece
-                                           else None),
-                        f"deliver {name}'s FL kit ({w.d.hub.fl_backend}, "
-                        f"{w.d.hub.fl_kits.date}, slot {slot or '(assigned at registration)'})",
-                        deps))
     last = middle or last
     if start:
         deps = (last or set(first)) | ({ids.DEPLOY_IMAGES} & prior)
@@ -165,4 +172,4 @@ def _chain(ctx: Ctx, dec: Decisions, opens: dict[str, str], prior: frozenset[str
 
 
 def _root(t: Trust) -> str:
-    return t.host.flip_root if t.host is not None else "/opt/flip"
+    return t.host.flip_root if t.host is not None else flip.DEFAULT_FLIP_ROOT

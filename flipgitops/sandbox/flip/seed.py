@@ -297,6 +297,12 @@ def _images(manifest: Manifest) -> dict[str, str]:
             "fl_server": f"{i.registry}/{fl['fl_server']}:{i.fl_tag}"}
 
 
+def publish_release(hub: StandinHub, manifest: Manifest) -> None:
+    """What FLIP's CI publishes for the manifest's tags (a release build ahead of a
+    deploy-centralhub), e.g. before an upgrade test moves hub_tag/fl_tag."""
+    _publish(hub, manifest, _images(manifest))
+
+
 def _publish(hub: StandinHub, manifest: Manifest, images: dict[str, str]) -> None:
     """The tags CI publishes for this release: hub images, and the trust images FLIP's
     production compose files pull from ghcr.io/londonaicentre."""

@@ -95,6 +95,37 @@ def test_a_kit_date_change_redelivers_to_every_active_trust() -> None:
     assert not any(v.guard == "FG010" for v in p.violations)
 
 
+def test_the_fl_kit_is_delivered_before_the_kit_file_names_its_date() -> None:
+    """A kit the controller refuses (another slot's fed_client.json) fails the delivery
+    before its host is touched; the kit file, which names the kit date, must wait for it,
+    so a refused kit leaves the host as it was."""
+    m0 = manifest(2)
+    m = manifest(2, kit_date="2025-09-01")
+    o = observed_matching(m0)
+    o = o.model_copy(update={"hub": o.hub.model_copy(update={
+        "kits": observed_matching(m).hub.kits})})
+    p = plan(m, o)
+    for name in ("Trust_1", "Trust_2"):
+        assert f"host.deliver_fl_kit:{name}" in p.action(f"host.write_kit_file:{name}").depends_on
+        assert before(p, f"host.write_kit_file:{name}", f"host.start_stack:{name}")
+    # Onboarding keeps the same order.
+    fresh = plan(m, not_onboarded(observed_matching(m), m, "Trust_2"))
+    assert before(fresh, "host.deliver_fl_kit:Trust_2", "host.write_kit_file:Trust_2")
+
+
+def test_a_tre_is_told_to_take_its_new_kit_when_the_kit_set_moves() -> None:
+    trusts = [trust("Trust_1"), trust("Trust_2", kind="tre")]
+    m0 = manifest(trusts)
+    m = manifest(trusts, kit_date="2025-09-01")
+    o = observed_matching(m0)
+    o = o.model_copy(update={"hub": o.hub.model_copy(update={
+        "kits": observed_matching(m).hub.kits})})
+    notes = plan(m, o).notes
+    assert any("Trust_2 is a TRE: the FL kit set changes to 2025-09-01" in n
+               and "flipgitops kit --env" in n and "--trust Trust_2" in n for n in notes), notes
+    assert not [n for n in plan(m0, observed_matching(m0)).notes if "Trust_2" in n]
+
+
 def test_fg010_blocks_a_kit_change_that_would_leave_an_unreachable_trust_behind() -> None:
     m0 = manifest(2)
     m = manifest(2, kit_date="2025-09-01")
