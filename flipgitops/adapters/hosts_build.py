@@ -108,6 +108,9 @@ MODULES: dict[ActionKind, str] = {
 }
 FACTS_MODULE = "flip_trust_facts"
 FACTS_STEP = "facts"
+# Several steps of one host in one invocation (AnsibleHosts.run_steps).
+STEPS_MODULE = "flip_steps"
+STEPS_STEP = "steps"
 
 
 class BuildError(ValueError):

@@ -232,7 +232,7 @@ def onboard(world: HostWorld, trust: str = "Trust_1") -> dict[str, Outcome]:
 def bare_world(root: Path, *, flip_root: Path | None = None, **manifest: Any) -> HostWorld:
     """A world without a hub: one local host on the stand-in CLI, a kit escrowed in memory
     (for steps that never talk to the hub: provision, the kit file, facts)."""
-    from unit.hosts.hostworld import make_aes, make_kit
+    from tests.unit.hosts.hostworld import make_aes, make_kit
 
     daemon = root / "hosts" / "Trust_1" / "docker"
     docker = f"{STANDIN_DOCKER} --daemon-dir {daemon}"

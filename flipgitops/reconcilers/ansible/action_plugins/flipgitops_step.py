@@ -17,7 +17,7 @@ from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 from flipgitops.adapters.hosts_channel import ChannelError, fetch, put
 
 # Result keys the parent may read; anything else a module returns is dropped.
-_KEEP = ("changed", "failed", "msg", "facts", "rc", "path", "details")
+_KEEP = ("changed", "failed", "msg", "facts", "steps", "rc", "path", "details")
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]

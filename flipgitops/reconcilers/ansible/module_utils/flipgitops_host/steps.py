@@ -435,3 +435,16 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
                                   f"within {spec['timeout_seconds']}s: {why}",
                                   _secret_values(spec, values)))
         time.sleep(float(spec.get("interval_seconds", 2)))
+
+
+# The steps by name (model/actions.py KINDS' host_step), for the module that runs several
+# of one host's steps in one invocation (runner.run_steps).
+STEPS = {
+    "provision": provision,
+    "deploy_release": deploy_release,
+    "write_kit_file": write_kit_file,
+    "deliver_fl_kit": deliver_fl_kit,
+    "start_stack": start_stack,
+    "stop_stack": stop_stack,
+    "verify": verify,
+}
