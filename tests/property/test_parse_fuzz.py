@@ -5,9 +5,10 @@ One property (DESIGN.md §8), fed from every kind of input a manifest can arrive
 - structural mutations of a small valid manifest (keys deleted, values replaced by random
   types) and character-level edits of its text (YAML punctuation, tags, anchors, NULs);
 - damage to the development manifest ``tests/fixtures/manifests/dev.yaml``, the way an
-  editor, a bad merge or a careless hand produce it: keys removed, added or renamed to near misses, values replaced, keys
-  duplicated, odd unicode (line and paragraph separators, BOMs, bidi overrides, surrogate
-  escapes), indentation damage, lines dropped, doubled, swapped, truncation;
+  editor, a bad merge or a careless hand produce it: keys removed, added or renamed to near
+  misses, values replaced, keys duplicated, odd unicode (line and paragraph separators,
+  BOMs, bidi overrides, surrogate escapes), indentation damage, lines dropped, doubled,
+  swapped, truncation;
 - hostile text: template syntax, alias bombs and self-referencing aliases, deep nesting,
   huge numbers, lone surrogates, raw or escaped.
 
