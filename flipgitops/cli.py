@@ -288,6 +288,7 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
     130/143 interrupted at an action boundary.
     """
     from flipgitops.engine.planning import run_apply
+    from flipgitops.ui.progress import make_progress
     from flipgitops.ui.report import confirm_prompt, print_apply_result
 
     if not yes and not dry_run and not sys.stdin.isatty():
@@ -298,7 +299,8 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
                            fl_quiesced=fl_quiesced, dry_run=dry_run, prune=prune, fmt=fmt,
                            color=_color(), interrupt=interrupt,
                            confirm=None if (yes or dry_run) else confirm_prompt,
-                           echo=click.echo)
+                           echo=click.echo,
+                           progress=make_progress(click.echo, machine_output=fmt == "json"))
     print_apply_result(result, fmt, click.echo)
     sys.exit(result.exit_code)
 
