@@ -33,9 +33,10 @@ TARGET_RATIO = 2.0
 
 
 def _seed(m: object) -> None:
+    from flipgitops.sandbox.seed import seed_hub
+
     from flipgitops.adapters.aws_session import Clients
     from flipgitops.model.manifest import Manifest
-    from flipgitops.sandbox.seed import seed_hub
 
     assert isinstance(m, Manifest)
     c = Clients(region=REGION)

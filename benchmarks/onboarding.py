@@ -69,8 +69,9 @@ def _scenario(reset: Callable[[], None], docker: Path, sizes: list[int]) -> list
 
     Raises when an apply does not converge: a failed run's time measures nothing.
     """
-    from flipgitops.engine.manifests import load_manifest
     from flipgitops.sandbox.seed import seed_hub
+
+    from flipgitops.engine.manifests import load_manifest
 
     reset()
     workdir = Path(tempfile.mkdtemp(prefix="flipgitops-bench-")).resolve()
@@ -90,8 +91,9 @@ def _scenario(reset: Callable[[], None], docker: Path, sizes: list[int]) -> list
 
 
 def main() -> int:
-    from flipgitops.sandbox.moto_server import SANDBOX_ENV, moto_server
     from flipgitops.sandbox.workspace import standin_cli
+
+    from flipgitops.sandbox.moto_server import SANDBOX_ENV, moto_server
 
     full = "--full" in sys.argv
     cycles = BATCH if full else SEQUENTIAL_SAMPLE

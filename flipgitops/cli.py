@@ -180,7 +180,8 @@ def validate(paths: tuple[Path, ...], fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Do not write; exit 1 if the committed schema is stale.")
+@click.option("--check", is_flag=True,
+              help="Do not write; exit 1 if the committed schema is stale.")
 @click.option("--path", "schema_path", type=click.Path(path_type=Path),
               default=Path("schemas/flip-environment.schema.json"), show_default=True)
 @handle_errors

@@ -199,7 +199,8 @@ def ledger_entry(m: Manifest, t: Trust) -> LedgerTrust:
         credentials_generation=gen, database_generation=db, registry=m.hub.trust_registry,
         trust_id=h("id", t.name)[:32] if m.hub.trust_registry == "database" else "",
         fl_kit_slot=slot, fl_kit_slot_number=flip.slot_number(slot),
-        api_key_sha256=key_hash(t.name, gen, db), internal_key_sha256=internal_hash(t.name, gen, db),
+        api_key_sha256=key_hash(t.name, gen, db),
+        internal_key_sha256=internal_hash(t.name, gen, db),
         local_credentials_sha256=local_fingerprint(t.name), held=True,
     )
 

@@ -81,7 +81,7 @@ class FactValue:
 
     @property
     def differs(self) -> bool:
-        return self.want != self.have
+        return bool(self.want != self.have)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -160,7 +160,8 @@ def _svc(w: World, role: str | None) -> Any:
 
 
 def _tag_field(role: str | None) -> str:
-    return flip.ROLE_TAG_FIELD.get(role or "flip_api", "hub_tag")  # type: ignore[call-overload]
+    fields: dict[str, str] = {str(k): str(v) for k, v in flip.ROLE_TAG_FIELD.items()}
+    return fields.get(role or "flip_api", "hub_tag")
 
 
 def _want_tag(w: World, s: Subject) -> str:
@@ -360,8 +361,9 @@ FACTS: tuple[Fact, ...] = (
     Fact("hub.service", "hub", None, "high",
          want=lambda w, s: True, have=_service_exists,
          per_role=True,
-         message=lambda w, s, want, have: f"ECS service {getattr(w.d.hub.ecs.services, s.role or '')} "
-         f"not found in cluster {w.d.hub.ecs.cluster}",
+         message=lambda w, s, want, have: "ECS service "
+         f"{getattr(w.d.hub.ecs.services, s.role or '')} not found in cluster "
+         f"{w.d.hub.ecs.cluster}",
          fix="deploy the hub with FLIP's Terraform (it creates the services)"),
     Fact("hub.task_definition", "hub", None, "high",
          applies=_service_exists,
@@ -595,7 +597,7 @@ FACTS: tuple[Fact, ...] = (
     Fact("host.trust_api_rejected", "host", None, "high",
          applies=lambda w, s: _host_ok(w, s) and _stack_running_have(w, s),
          want=lambda w, s: False,
-         have=lambda w, s: (h := w.host(s.name or "")) is not None  # type: ignore[union-attr]
+         have=lambda w, s: (h := w.host(s.name or "")) is not None
          and (h.trust_api.unauthorized or h.trust_api.heartbeat_rejected),
          message=lambda w, s, want, have: f"{s.name}'s trust-api is rejected by the hub ("
          f"{_show(w.host(s.name or '').trust_api.last_error)})",  # type: ignore[union-attr]

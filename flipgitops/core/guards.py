@@ -157,7 +157,7 @@ def _fg002_tf(d: Manifest, tf: TerraformPlan) -> Iterator[Violation]:
 
 def _fg003(g: GuardInput) -> Iterator[Violation]:
     d = g.world.d
-    for a in g.of(K.DATABASE_RESET_SCHEMA):
+    if g.of(K.DATABASE_RESET_SCHEMA):
         gen = d.hub.database.generation
         yield _v("FG003", d.hub.database.identifier,
                  f"database {d.hub.database.identifier} is recreated (generation {gen}): every "
@@ -336,8 +336,9 @@ def _fg012(g: GuardInput) -> Iterator[Violation]:
     needed = rules_after(g)
     if needed > quota:
         yield _v("FG012", "hub.fl_server.rule_quota",
-                 f"the allowlist would need {needed} inbound rules in {al.group_id or al.group_name}"
-                 f", which may hold {quota}: AWS would refuse part-way",
+                 f"the allowlist would need {needed} inbound rules in "
+                 f"{al.group_id or al.group_name}, which may hold {quota}: AWS would refuse "
+                 "part-way",
                  "not overridable: ask AWS for a higher 'Inbound rules per security group' "
                  "quota (and set hub.fl_server.rule_quota), or remove trusts")
 

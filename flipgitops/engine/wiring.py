@@ -147,7 +147,7 @@ class Wiring:
     def journal(self, run_id: str | None) -> Journal | None:
         if run_id is None:
             return None
-        journal: Journal = self.side.state.journal(run_id)  # type: ignore[assignment]
+        journal: Journal = self.side.state.journal(run_id)
         return journal
 
     def record_converged(self, observed: ObservedState, plan: Plan) -> str | None:

@@ -206,7 +206,7 @@ class KindSpec:
 K = ActionKind
 KINDS: dict[ActionKind, KindSpec] = {
     K.REGISTRY_REGISTER: KindSpec(RegisterParams, "+", summary="register_trust one-off task"),
-    K.REGISTRY_DELETE: KindSpec(DeleteParams, "-", destructive=True,
+    K.REGISTRY_DELETE: KindSpec(DeleteParams, "!", destructive=True,
                                 summary="delete_trust one-off task (cascades hub records)"),
     K.CREDENTIALS_MINT: KindSpec(MintParams, "+", summary="mint and escrow a trust's keys"),
     K.REGISTRY_SECRET_WRITE: KindSpec(SecretWriteParams, "~",
@@ -257,7 +257,7 @@ class Action(BaseModel):
         if not isinstance(data, dict):
             return data
         try:
-            kind = ActionKind(data.get("kind"))
+            kind = ActionKind(str(data.get("kind")))
         except ValueError:
             known = ", ".join(k.value for k in ActionKind)
             raise ValueError(f"unknown action kind {data.get('kind')!r} (known: {known})") \

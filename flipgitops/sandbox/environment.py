@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ruamel.yaml import YAML
 
@@ -195,8 +195,8 @@ def _git(repo: Path, *args: str) -> None:
 
 @contextmanager
 def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = DEFAULT_TRUSTS,
-            registry: str = "database", allowlist: str = "aws-api",
-            existing: Sequence[str] | str = (), moto: MotoServer | None = None,
+            registry: Literal["database", "secret"] = "database", allowlist: str = "aws-api",
+            existing: Sequence[str] | Literal["all"] = (), moto: MotoServer | None = None,
             seed: bool = True, kit_dates: list[str] | None = None) -> Iterator[Sandbox]:
     """A running world; ``existing`` names trusts FLIP's own procedures already registered
     (no flipgitops state anywhere). The caller may pass a moto server it keeps across tests."""
@@ -206,7 +206,7 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
     try:
         server = moto if moto is not None else stack.enter_context(moto_server())
         hub = stack.enter_context(StandinHub(server.url, REGION, domain=DOMAIN, fl_host=FL_HOST,
-                                             fl_port=8002, era=registry))  # type: ignore[arg-type]
+                                             fl_port=8002, era=registry))
         write_world(root / "world.json", {f"https://{DOMAIN}": hub.hub_url})
         checkout = make_flip_checkout(root / "FLIP")
         repo = root / "repo"
@@ -217,7 +217,7 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
         box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist),
                            commit="the environment")
         if seed:
-            box.seed = seed_hub(box.load_manifest(), hub, existing=existing,  # type: ignore[arg-type]
+            box.seed = seed_hub(box.load_manifest(), hub, existing=existing,
                                 kit_dates=kit_dates)
         yield box
     finally:

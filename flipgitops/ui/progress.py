@@ -1,4 +1,6 @@
-"""Apply progress (presentation; the engine only calls the `Progress` protocol): a live rich display for people at a terminal, plain lines for CI logs.
+"""Apply progress: a live rich display for people at a terminal, plain lines for CI logs.
+
+Presentation only: the engine calls the `Progress` protocol (`engine/apply.py`).
 
 Both report the same events; the plain form (``[wave 2/5] host.deliver:Trust_1 ... ok``) is
 what CI keeps, so every line stands on its own and never holds a secret (outcome messages

@@ -71,13 +71,13 @@ def render_status(report: StatusReport, fmt: str, *, color: bool = False) -> str
                 "rows": [r.model_dump(mode="json") for r in report.rows]}
         return json.dumps(data, indent=2)
     if fmt == "markdown":
-        from flipgitops.core.render.markdown import cell
+        from flipgitops.core.render.md import code_cell, text
 
         head = "healthy" if report.healthy else "UNHEALTHY: " + ", ".join(report.failing)
-        lines = [f"### flipgitops status for `{cell(report.environment)}`: {cell(head)}", "",
+        lines = [f"### flipgitops status for {code_cell(report.environment)}: {text(head)}", "",
                  "| | section | check | detail |", "|---|---|---|---|"]
-        lines += [f"| {_MARK[r.state]} | {cell(r.section)} | {cell(r.check)} | {cell(r.detail)} |"
-                  for r in report.rows]
+        lines += [f"| {_MARK[r.state]} | {code_cell(r.section)} | {text(r.check)} | "
+                  f"{text(r.detail)} |" for r in report.rows]
         return "\n".join(lines)
     width = max((len(r.check) for r in report.rows), default=10)
     lines = [f"flipgitops status for {report.environment}"

@@ -134,7 +134,9 @@ class _Decider:
                   for v in self.ctx.gaps_of("leaving.rule")
                   if self.ctx.leaving(v.subject.name or "")
                   for c in att.cidrs(v.subject.name or "")]
-        key = (lambda p: (p.trust, p.cidr))
+        def key(p: TrustCidr) -> tuple[str, str]:
+            return p.trust, p.cidr
+
         return tuple(sorted(add, key=key)), tuple(sorted(move, key=key)), \
             tuple(sorted(remove, key=key))
 

@@ -40,7 +40,7 @@ STACK = frozenset({"host.stack_running", "host.stack_current", "host.stack_tags"
 def stops(ctx: Ctx, dec: Decisions) -> Fragment:
     f = Fragment()
     for name in sorted(dec.stop):
-        slot, number = ctx.w.slot(ctx.w.by_name[name]) if name in ctx.w.by_name else (None, None)
+        _, number = ctx.w.slot(ctx.w.by_name[name]) if name in ctx.w.by_name else (None, None)
         project = flip.compose_project(number) if number else None
         f.add(ids.host(K.HOST_STOP_STACK, name), K.HOST_STOP_STACK, name,
               StopStackParams(project=project),

@@ -31,7 +31,7 @@ K = ActionKind
 def redeploy(f: Fragment, ctx: Ctx, role: str, reason: str, deps: set[str]) -> str:
     service = getattr(ctx.w.d.hub.ecs.services, role)
     return f.add(ids.redeploy(role), K.HUB_REDEPLOY, role,
-                 RedeployParams(role=role, reason=reason),  # type: ignore[arg-type]
+                 RedeployParams(role=role, reason=reason),
                  deps=deps, description=f"redeploy {service} ({reason})")
 
 
@@ -107,7 +107,7 @@ def images(ctx: Ctx, prior: frozenset[str]) -> Fragment:
                      for r, c in sorted(changes.items()))
     deps = {ids.RESET_SCHEMA} & prior
     f.add(ids.DEPLOY_IMAGES, K.HUB_DEPLOY_IMAGES, "hub",
-          DeployImagesParams(images=changes),  # type: ignore[arg-type]
+          DeployImagesParams(images=changes),
           deps=deps, description=f"deploy-centralhub: {text}")
     return f
 

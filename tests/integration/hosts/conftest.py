@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.hosts.hostsandbox import HostWorld, build_world
 
 from flipgitops.engine.executors import load_executors
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.integration.hosts.hostsandbox import HostWorld, build_world
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 from pydantic import SecretStr
-from tests.unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, KIT_DATE, make_manifest, trust_entry
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.hosts import AnsibleHosts
@@ -49,6 +48,7 @@ from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
 from flipgitops.sandbox.flip.world import StandinHub, write_world
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.unit.hosts.hostworld import BUCKET, DOMAIN, FL_HOST, KIT_DATE, make_manifest, trust_entry
 
 STANDIN_DOCKER = str(Path(sys.executable).parent / "flip-standin-docker")
 REGION = "eu-west-2"

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.hosts.hostsandbox import HostWorld, act, build_world, onboard, run_action
 
 from flipgitops.adapters import hosts_build
 from flipgitops.engine.executors import Outcome, load_executors
@@ -23,6 +22,7 @@ from flipgitops.model.actions import ActionKind, StartStackParams, StopStackPara
 from flipgitops.model.observed import ObservedHost
 from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer
+from tests.integration.hosts.hostsandbox import HostWorld, act, build_world, onboard, run_action
 
 pytestmark = pytest.mark.slow
 KIT = ".env.C1X.production"

@@ -8,12 +8,12 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.unit.hosts.hostworld import BUCKET, KIT_DATE
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.kit_source import KitSourceError, S3KitSource
 from flipgitops.sandbox.flip import kits
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.unit.hosts.hostworld import BUCKET, KIT_DATE
 
 REGION = "eu-west-2"
 

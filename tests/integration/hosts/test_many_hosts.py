@@ -6,11 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.integration.hosts.hostsandbox import bare_world
-from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 from flipgitops.engine.ports_hosts import HostTarget, HostTask, StackInput
 from flipgitops.model.actions import ActionKind
+from tests.integration.hosts.hostsandbox import bare_world
+from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 
 def _closed_port() -> int:

@@ -15,17 +15,6 @@ from pathlib import Path
 import boto3
 import git
 import pytest
-from tests.integration.hosts.hostsandbox import (
-    BUCKET,
-    REGION,
-    HostWorld,
-    act,
-    bare_world,
-    kit_fingerprint,
-    onboard,
-    run_action,
-)
-from tests.unit.hosts.hostworld import KIT_DATE, grep_tree
 
 from flipgitops.adapters import kit_listing
 from flipgitops.adapters.kit_source import S3KitSource
@@ -38,6 +27,17 @@ from flipgitops.model.actions import (
 from flipgitops.sandbox.flip import kits as standin_kits
 from flipgitops.sandbox.flip.daemon import Daemon, recorded_environment
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.integration.hosts.hostsandbox import (
+    BUCKET,
+    REGION,
+    HostWorld,
+    act,
+    bare_world,
+    kit_fingerprint,
+    onboard,
+    run_action,
+)
+from tests.unit.hosts.hostworld import KIT_DATE, grep_tree
 
 K = ActionKind
 

@@ -23,9 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from tests.integration.hosts.hostsandbox import act, bare_world, run_action
 from pydantic import SecretStr
-from tests.unit.hosts.hostworld import grep_tree
 
 from flipgitops.adapters import hosts as hosts_adapter
 from flipgitops.adapters.hosts import AnsibleHosts, remove_stale_private_dirs
@@ -33,6 +31,8 @@ from flipgitops.engine.executors import load_executors
 from flipgitops.engine.ports_hosts import HostTarget, HostTask, KitFileInput, ProvisionInput
 from flipgitops.model.actions import ActionKind, WriteKitFileParams
 from flipgitops.model.manifest import Host
+from tests.integration.hosts.hostsandbox import act, bare_world, run_action
+from tests.unit.hosts.hostworld import grep_tree
 
 K = ActionKind
 

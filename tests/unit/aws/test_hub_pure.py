@@ -13,12 +13,12 @@ from flipgitops.adapters.endpoints import EndpointsError, parse_endpoints
 from flipgitops.adapters.hub_secret import encode_trust_hashes, trust_hashes
 from flipgitops.adapters.image_registry import split_image
 from flipgitops.adapters.kit_listing import slices
-from flipgitops.model.flip import slot_number
 from flipgitops.adapters.schema_reset import evidence, is_reset_of, reset_command
 from flipgitops.adapters.state_store import shown
 from flipgitops.adapters.terraform import missing_inputs, root_variables
 from flipgitops.engine.hub_executors import delete_status, parse_ephemeral
 from flipgitops.errors import AdapterError, AwsError
+from flipgitops.model.flip import slot_number
 
 # --- FLIPGITOPS_ENDPOINTS -----------------------------------------------------------------
 

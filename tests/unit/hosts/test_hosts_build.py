@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import SecretStr
-from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build as build
 from flipgitops.engine.ports_hosts import (
@@ -22,6 +21,7 @@ from flipgitops.engine.ports_hosts import (
     VerifyInput,
 )
 from flipgitops.model.actions import HOST_KINDS, KINDS, ActionKind
+from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 EVIL = "{{ lookup('pipe', 'id > /tmp/flipgitops-pwned') }}"
 

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import pytest
+
+from flipgitops.core import kitfile
+from flipgitops.model.flip import (
+    HUB_SHARED_KEYS,
+    HUB_SHARED_SENTINEL,
+    KIT_CREDENTIAL_KEYS,
+)
+from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS
+from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import (
+    kitfile as host_kitfile,
+)
 from tests.unit.hosts.hostworld import (
     BUCKET,
     DOMAIN,
@@ -14,17 +25,6 @@ from tests.unit.hosts.hostworld import (
     make_manifest,
     secret_values,
     trust_entry,
-)
-
-from flipgitops.core import kitfile
-from flipgitops.model.flip import (
-    HUB_SHARED_KEYS,
-    HUB_SHARED_SENTINEL,
-    KIT_CREDENTIAL_KEYS,
-)
-from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import (
-    kitfile as host_kitfile,
 )
 
 

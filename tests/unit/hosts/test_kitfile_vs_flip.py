@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.hosts.hostworld import make_aes, make_kit, make_local, make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile
@@ -17,6 +16,7 @@ from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
 from flipgitops.sandbox.flip import flip_files
 from flipgitops.sandbox.flip.checkout import release_files
 from flipgitops.sandbox.flip.compose import MissingVariables, load_project
+from tests.unit.hosts.hostworld import make_aes, make_kit, make_local, make_manifest, trust_entry
 
 
 def _render(backend: str = "nvflare", gpus: str = "0", kind: str = "on-prem") -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile
 from flipgitops.engine.ports_hosts import HostTarget
 from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
+from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 BASE = ["docker", "compose", "--env-file", ".env.GSTT.production", "--project-directory", ".",
         "-f", "deploy/compose_trust.production.yml"]

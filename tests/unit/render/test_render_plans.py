@@ -133,7 +133,7 @@ def test_kit_date_change_moves_every_active_trust() -> None:
 def test_decommission_stops_revokes_and_deletes() -> None:
     out = _text("decommission")
     assert "- host.stop_stack:Trust_2:" in out
-    assert re.search(r"- registry\.delete:Trust_2: .*\[destructive\]", out)
+    assert re.search(r"! registry\.delete:Trust_2: .*\[destructive\]", out)
     assert out.index("host.stop_stack:Trust_2") < out.index("registry.delete:Trust_2")
     assert "~ trusts.Trust_2.state: active → decommissioned" in out
 
