@@ -34,15 +34,12 @@ import select
 import socket
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from flipgitops.sandbox.flip.httpbase import THREAD_PREFIX
 
 if TYPE_CHECKING:
     from flipgitops.sandbox.flip import flipnames as fn
@@ -120,6 +117,8 @@ class StandinHubError(Exception):
 
 
 def _moto_api(moto_url: str, action: str, body: dict[str, Any]) -> None:
+    import urllib.request  # here: the container CLI imports this module on every call
+
     req = urllib.request.Request(
         f"{moto_url.rstrip('/')}/moto-api/state-manager/{action}",
         data=json.dumps(body).encode(), method="POST",
@@ -133,6 +132,8 @@ class _TcpListener:
     """Accepts and closes connections: the FL server's port, for reachability checks."""
 
     def __init__(self, bind: str) -> None:
+        from flipgitops.sandbox.flip.httpbase import THREAD_PREFIX
+
         self.sock = socket.create_server((bind, 0))
         self.port: int = self.sock.getsockname()[1]
         self.connections = 0
