@@ -316,6 +316,7 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
     held, 130/143 interrupted at an action boundary.
     """
     from flipgitops.engine.planning import run_apply
+    from flipgitops.ui.progress import make_progress
     from flipgitops.ui.report import confirm_prompt, print_apply_result
 
     if not yes and not dry_run and not sys.stdin.isatty():
@@ -326,7 +327,8 @@ def apply(env: str, plan_file: Path | None, yes: bool, allow: tuple[str, ...],
                            fl_quiesced=fl_quiesced, dry_run=dry_run, prune=prune, fmt=fmt,
                            color=_color(), interrupt=signals.interrupt,
                            confirm=None if (yes or dry_run) else signals.confirm(confirm_prompt),
-                           echo=click.echo)
+                           echo=click.echo,
+                           progress=make_progress(click.echo, machine_output=fmt == "json"))
     print_apply_result(result, fmt, click.echo)
     sys.exit(result.exit_code)
 

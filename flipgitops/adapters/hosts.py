@@ -2,7 +2,10 @@
 
 Each call is ONE run over every host it is given (one inventory host per trust, forks =
 hosts, capped), so ten trusts cost about the wall time of one, and a host that fails or
-cannot be reached fails alone. Each host step is one module invocation per host.
+cannot be reached fails alone. Each host step is one module invocation per host; `run_steps`
+runs several steps of each host (an onboarding's provision → … → verify) as one run and one
+module invocation per host, the steps in order, each only after those it depends on
+succeeded.
 
 Secrets never touch the controller's disk and nothing is ever templated:
 - module arguments (every manifest value, the kit file, the FL kit's keys) and the sudo
@@ -25,6 +28,7 @@ and then called once it has stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -36,7 +40,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,7 +51,14 @@ from flipgitops.adapters import hosts_build as build
 from flipgitops.adapters.endpoints import EndpointsError, endpoints_from_env
 from flipgitops.adapters.hosts_channel import ChannelServer
 from flipgitops.adapters.secret_refs import SecretRefs
-from flipgitops.engine.ports_hosts import Cancel, HostResult, HostTarget, HostTask, KitSecrets
+from flipgitops.engine.ports_hosts import (
+    Cancel,
+    HostResult,
+    HostStep,
+    HostTarget,
+    HostTask,
+    KitSecrets,
+)
 from flipgitops.errors import AdapterError, HostError
 from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import image_tag
@@ -188,6 +199,57 @@ class AnsibleHosts:
                 raw.clear()
         return out
 
+    def run_steps(self, steps: Sequence[HostStep], *,
+                  cancel: Cancel | None = None) -> dict[str, HostResult]:
+        results: dict[str, HostResult] = {}
+        per_host: dict[str, list[dict[str, Any]]] = {}
+        secret_parts: dict[str, dict[str, Any]] = {}
+        targets: dict[str, HostTarget] = {}
+        kinds: dict[str, ActionKind] = {}
+        own_secrets: dict[str, list[str]] = {}  # key -> that step's secret values
+        for s in steps:
+            trust = s.task.target.trust
+            if s.key in kinds:
+                raise HostError(f"two host steps have the key {s.key}")
+            kinds[s.key] = s.kind
+            name = KINDS[s.kind].host_step
+            if name is None:
+                raise HostError(f"{s.kind} is not a host action")
+            try:
+                _module, spec, secret = build.module_call(s.kind, s.task.target, s.task.input)
+            except build.BuildError as exc:
+                results[s.key] = HostResult(trust, False, False, str(exc))
+                continue
+            targets.setdefault(trust, s.task.target)
+            per_host.setdefault(trust, []).append(
+                {"key": s.key, "step": name, "spec": spec, "after": list(s.after)})
+            if secret is not None:
+                # One opaque JSON string per step: the module's `secret` is no_log, and
+                # Ansible masks every leaf of it in everything the module returns, so a
+                # step's non-secret leaves (an FL kit file's mode "0600") would otherwise
+                # blank the other steps' messages.
+                secret_parts.setdefault(trust, {})[s.key] = json.dumps(secret)
+                own_secrets[s.key] = list(_leaves(secret))
+        calls = {trust: _Call(targets[trust], build.STEPS_MODULE, {"steps": items},
+                              secret_parts.get(trust))
+                 for trust, items in per_host.items()}
+        for trust, outcome in self._run(build.STEPS_STEP, calls, cancel=cancel).items():
+            got = (outcome.result or {}).get("steps")
+            host_secrets = [v for item in per_host[trust]
+                            for v in own_secrets.get(item["key"], ())]
+            for item in per_host[trust]:
+                key = item["key"]
+                one = got.get(key) if isinstance(got, dict) else None
+                if isinstance(one, dict):
+                    results[key] = _step_result(trust, kinds[key], one,
+                                                own_secrets.get(key, []))
+                elif outcome.result is not None and outcome.result.get("failed"):
+                    results[key] = _result(kinds[key], trust, outcome, host_secrets)  # crashed
+                else:  # the host never reported this step: why the whole host stopped
+                    results[key] = _result(kinds[key], trust, replace(outcome, result=None),
+                                           host_secrets)
+        return results
+
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
         resolver = self._refs or SecretRefs(region=region)
@@ -221,7 +283,8 @@ class AnsibleHosts:
                 except HostError as exc:
                     outcomes[trust].unreachable = str(exc)
                     continue
-                args: dict[str, Any] = {"spec": call.spec}
+                args: dict[str, Any] = dict(call.spec) if step == build.STEPS_STEP else {
+                    "spec": call.spec}
                 if call.secret is not None:
                     args["secret"] = call.secret
                 entries[trust] = {step: {"module": call.module, "args": args},
@@ -548,6 +611,19 @@ def _result(kind: ActionKind, trust: str, outcome: _Outcome,
         return HostResult(trust, False, outcome.changed,
                           _mask(f"failed: {outcome.failed}", secrets))
     return HostResult(trust, False, outcome.changed, f"{kind}: no result")
+
+
+def _step_result(trust: str, kind: ActionKind, res: Mapping[str, Any],
+                 secrets: Sequence[str]) -> HostResult:
+    """One step's share of a `run_steps` host result."""
+    message = _mask(str(res.get("msg") or ""), secrets)
+    changed = bool(res.get("changed"))
+    if res.get("skipped"):
+        return HostResult(trust, False, False, message or f"{kind}: not run",
+                          skipped_after=str(res.get("after") or "") or None)
+    if not res.get("ok"):
+        return HostResult(trust, False, changed, f"failed: {message or kind}")
+    return HostResult(trust, True, changed, message or f"{kind}: done")
 
 
 def _observed(trust: str, outcome: _Outcome) -> ObservedHost:

@@ -111,6 +111,9 @@ FACTS_STEP = "facts"
 # adopt: the host -> controller direction of secrets (read_kit_secrets.yml, no_log).
 READ_SECRETS_MODULE = "flip_read_kit_secrets"
 READ_SECRETS_STEP = "read_kit_secrets"
+# Several steps of one host in one invocation (AnsibleHosts.run_steps).
+STEPS_MODULE = "flip_steps"
+STEPS_STEP = "steps"
 
 
 class BuildError(ValueError):

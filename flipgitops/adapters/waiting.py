@@ -30,7 +30,11 @@ class Waits:
     task_timeout: float = 900.0  # a one-off flip-api task (register/delete/reset)
     stable_timeout: float = 1200.0  # a service deployment (services-stable waits 10 min x2)
     snapshot_timeout: float = 3600.0
-    interval: float = 6.0
+    interval: float = 6.0  # the longest pause between two looks
+    # The first pause; each next one doubles, up to `interval`. A one-off task that is done
+    # in a second (FLIP's register_trust on a warm cluster, the sandbox) is seen done in a
+    # second, not after a whole interval, while a long wait still looks every `interval`.
+    first_interval: float = 0.5
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
@@ -47,6 +51,7 @@ def poll(
     line, reported when it changes). Raises WaitTimeout naming ``what`` and the last sight."""
     deadline = waits.monotonic() + timeout
     last_seen = ""
+    pause = min(waits.first_interval, waits.interval)
     while True:
         value, seen = look()
         if value is not None:
@@ -56,7 +61,8 @@ def poll(
             last_seen = seen
         if waits.monotonic() >= deadline:
             raise WaitTimeout(f"gave up {what} after {timeout:.0f}s; last seen: {seen}")
-        waits.sleep(waits.interval)
+        waits.sleep(pause)
+        pause = min(pause * 2, waits.interval)
 
 
 WAITS_ENV = "FLIPGITOPS_WAITS"

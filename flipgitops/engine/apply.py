@@ -390,23 +390,25 @@ def _conclude(run: Run, result: ApplyResult, observed: ObservedState | None, pla
 def _waves(plan: Plan, ctx: ExecContext, run: Run, result: ApplyResult,
            journal: _Recorder) -> None:
     """Run every action none of whose (transitive) dependencies failed, wave by wave; stop
-    at the next action boundary once interrupted or once the journal cannot be written."""
+    at the next action boundary once interrupted or once the journal cannot be written.
+
+    Consecutive waves of host actions only (an onboarding's provision → deploy_release →
+    kit file + FL kit → start → verify) are one host run, each host's steps in one module
+    invocation (`_Chain`): five fewer Ansible runs per onboarding, and one interpreter start
+    per host instead of six. Inside it a step runs only when the steps it depends on
+    succeeded, so a failure still stops only what depends on it.
+    """
     fault = _FaultHook()
     total = len(plan.waves)
     blocked_by: dict[str, tuple[str, ...]] = {}
-
-    def stop() -> str | None:
-        if run.interrupt.is_set():
-            result.interrupted = True
-            return INTERRUPTED
-        if journal.error is not None:
-            return "the run's journal could not be written"
-        return None
-
+    chain = _Chain(plan, ctx, run, result, journal, fault, blocked_by, total)
     for index, wave in enumerate(plan.waves, start=1):
+        actions = [plan.action(i) for i in wave]
+        if not chain.accepts(actions):
+            chain.flush()
         runnable: list[Action] = []
-        for action in (plan.action(i) for i in wave):
-            why = stop()
+        for action in actions:
+            why = _stop(run, result, journal)
             if why:
                 _not_run(action, why, result, journal)
                 continue
@@ -418,31 +420,173 @@ def _waves(plan: Plan, ctx: ExecContext, run: Run, result: ApplyResult,
                 runnable.append(action)
         if not runnable:
             continue
-        run.progress.start_wave(index, total, runnable)
-        for group in _groups(runnable):
-            why = stop()
-            if why:
-                for action in group:
-                    _not_run(action, why, result, journal)
-                continue
+        if chain.accepts(runnable):
+            chain.add(index, runnable)
+            continue
+        _run_wave(index, total, runnable, ctx, run, result, journal, fault)
+    chain.flush()
+    _stop(run, result, journal)
+
+
+def _stop(run: Run, result: ApplyResult, journal: _Recorder) -> str | None:
+    """Why no further action may start (an interrupt, a journal that cannot be written)."""
+    if run.interrupt.is_set():
+        result.interrupted = True
+        return INTERRUPTED
+    if journal.error is not None:
+        return "the run's journal could not be written"
+    return None
+
+
+def _run_wave(index: int, total: int, runnable: list[Action], ctx: ExecContext, run: Run,
+              result: ApplyResult, journal: _Recorder, fault: _FaultHook) -> None:
+    run.progress.start_wave(index, total, runnable)
+    for group in _groups(runnable):
+        why = _stop(run, result, journal)
+        if why:
             for action in group:
-                run.progress.started(action)
-                journal.start(action)
-            outcomes = _run_group(ctx, group)
-            for action in group:
-                outcome = outcomes.get(action.id, Outcome(False, False, "not executed"))
-                if outcome.ok:
-                    result.completed.append(action.id)
-                    journal.finish(action, changed=outcome.changed, message=outcome.message)
-                else:
-                    result.failed[action.id] = outcome.message
-                    if outcome.blocked:
-                        result.guard_blocked.append(action.id)
-                    journal.failure(action, outcome.message)
-                run.progress.finished(action, outcome.ok, outcome.message)
-                if not run.dry_run:
-                    fault.action_finished()
-    stop()
+                _not_run(action, why, result, journal)
+            continue
+        for action in group:
+            run.progress.started(action)
+            journal.start(action)
+        outcomes = _run_group(ctx, group)
+        for action in group:
+            _record_outcome(action, outcomes.get(action.id, Outcome(False, False,
+                                                                    "not executed")),
+                            run, result, journal, fault)
+
+
+def _record_outcome(action: Action, outcome: Outcome, run: Run, result: ApplyResult,
+                    journal: _Recorder, fault: _FaultHook) -> None:
+    if outcome.ok:
+        result.completed.append(action.id)
+        journal.finish(action, changed=outcome.changed, message=outcome.message)
+    else:
+        result.failed[action.id] = outcome.message
+        if outcome.blocked:
+            result.guard_blocked.append(action.id)
+        journal.failure(action, outcome.message)
+    run.progress.finished(action, outcome.ok, outcome.message)
+    if not run.dry_run:
+        fault.action_finished()
+
+
+class _Chain:
+    """Consecutive waves of host actions, held back and run as ONE `HostPort.run_steps`.
+
+    A wave joins when every action is of a host kind whose executor can `prepare` (not in a
+    dry run, which contacts no host anyway) and everything it depends on inside the chain is
+    on the same host: a host's steps run in one module invocation, so an order *across*
+    hosts cannot be kept inside it. A chain of one wave of one kind runs as before.
+    """
+
+    def __init__(self, plan: Plan, ctx: ExecContext, run: Run, result: ApplyResult,
+                 journal: _Recorder, fault: _FaultHook,
+                 blocked_by: dict[str, tuple[str, ...]], total: int) -> None:
+        self.plan, self.ctx, self.run, self.result = plan, ctx, run, result
+        self.journal = journal
+        self.fault, self.blocked_by, self.total = fault, blocked_by, total
+        self.waves: list[tuple[int, list[Action]]] = []
+        self.targets: dict[str, str] = {}  # action id in the chain -> its host (trust)
+
+    def accepts(self, actions: Sequence[Action]) -> bool:
+        if self.ctx.dry_run or not actions:
+            return False
+        for action in actions:
+            if executor_for(action.kind).prepare is None:
+                return False
+            if any(self.targets.get(dep, action.target) != action.target
+                   for dep in action.depends_on):
+                return False
+        return True
+
+    def add(self, index: int, actions: list[Action]) -> None:
+        self.waves.append((index, actions))
+        self.targets.update((a.id, a.target) for a in actions)
+
+    def flush(self) -> None:
+        waves, self.waves, self.targets = self.waves, [], {}
+        if not waves:
+            return
+        run, result, journal = self.run, self.result, self.journal
+        if len(waves) == 1 and len(_groups(waves[0][1])) == 1:
+            index, actions = waves[0]
+            _run_wave(index, self.total, actions, self.ctx, run, result, journal, self.fault)
+            return
+        everything = [a for _, acts in waves for a in acts]
+        why = _stop(run, result, journal)
+        if why:
+            for action in everything:
+                _not_run(action, why, result, journal)
+            return
+        first, last = waves[0][0], waves[-1][0]
+        run.progress.start_wave(first, self.total, everything)
+        run.progress.line(f"waves {first}-{last}/{self.total}: one host run, each host's "
+                          "steps in one go")
+        for action in everything:
+            run.progress.started(action)
+            journal.start(action)
+        outcomes, skipped = self._execute(waves)
+        for index, actions in waves:
+            run.progress.start_wave(index, self.total, actions)
+            for action in actions:
+                if action.id in skipped:
+                    culprits = _failed_behind(action, result.failed, self.blocked_by)
+                    if culprits:
+                        self.blocked_by[action.id] = culprits
+                        _not_run(action, "depends on failed " + ", ".join(culprits), result,
+                                 journal)
+                    else:
+                        _not_run(action, skipped[action.id], result, journal)
+                    run.progress.line(f"{action.id} ... not run "
+                                      f"({result.not_run_reasons[action.id]})")
+                    continue
+                _record_outcome(action, outcomes.get(action.id, Outcome(False, False,
+                                                                        "not executed")),
+                                run, result, journal, self.fault)
+
+    def _execute(self, waves: list[tuple[int, list[Action]]]
+                 ) -> tuple[dict[str, Outcome], dict[str, str]]:
+        """(outcomes, id -> why not run) of every action of the chain, from one host run."""
+        from flipgitops.engine.ports_hosts import HostStep
+        from flipgitops.errors import redact
+
+        ctx = self.ctx
+        in_chain = {a.id for _, acts in waves for a in acts}
+        outcomes: dict[str, Outcome] = {}
+        batches = []
+        steps: list[HostStep] = []
+        for _, actions in waves:
+            for group in _groups(actions):
+                try:
+                    batch = executor_for(group[0].kind).prepare(ctx, group)  # type: ignore[misc]
+                except FlipGitopsError as exc:
+                    outcomes.update((a.id, Outcome(False, False, str(exc))) for a in group)
+                    continue
+                except Exception as exc:
+                    log.debug("preparing %s raised", group[0].kind, exc_info=True)
+                    message = f"unexpected {type(exc).__name__}: {redact(str(exc))[:300]}"
+                    outcomes.update((a.id, Outcome(False, False, message)) for a in group)
+                    continue
+                batches.append(batch)
+                for action_id, task in batch.tasks.items():
+                    after = tuple(d for d in self.plan.action(action_id).depends_on
+                                  if d in in_chain)
+                    steps.append(HostStep(action_id, batch.kind, task, after))
+        try:
+            results = ctx.ports.hosts.run_steps(steps, cancel=ctx.cancel) if steps else {}
+        except FlipGitopsError as exc:
+            failed = Outcome(False, False, str(exc))
+            results = {}
+            outcomes.update((s.key, failed) for s in steps)
+        skipped = {key: r.message for key, r in results.items() if r.skipped_after is not None}
+        for batch in batches:
+            done = {k: r for k, r in results.items() if k in batch.tasks and k not in skipped}
+            for action_id, outcome in batch.finish(done).items():
+                if action_id not in skipped:
+                    outcomes.setdefault(action_id, outcome)
+        return outcomes, skipped
 
 
 def _not_run(action: Action, reason: str, result: ApplyResult, journal: _Recorder) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from flipgitops.model.actions import Action, ActionKind
 from flipgitops.model.kit import EscrowedKit, LocalCredentials
@@ -29,6 +29,7 @@ from flipgitops.model.observed import ObservedState
 
 if TYPE_CHECKING:
     from flipgitops.engine.ports import Ports
+    from flipgitops.engine.ports_hosts import HostResult, HostTask
 
 
 @dataclass(frozen=True)
@@ -98,24 +99,44 @@ class ExecContext:
 Runner = Callable[[ExecContext, Sequence[Action]], Mapping[str, Outcome]]
 
 
+class HostBatch(Protocol):
+    """A host kind's actions turned into host tasks, nothing contacted yet (see
+    `engine/host_executors.py`): the engine may run several batches as one host run."""
+
+    kind: ActionKind
+    tasks: dict[str, HostTask]  # action id -> its host's task
+    decided: dict[str, Outcome]  # known before any host is contacted (a task not built)
+
+    def finish(self, results: Mapping[str, HostResult]) -> dict[str, Outcome]:
+        """Outcomes of ``tasks`` from their results (keyed by action id), plus ``decided``."""
+        ...
+
+
+Preparer = Callable[[ExecContext, Sequence[Action]], HostBatch]
+
+
 @dataclass(frozen=True)
 class Executor:
-    """``grouped`` executors receive every action of their kind in a wave at once."""
+    """``grouped`` executors receive every action of their kind in a wave at once; those
+    with ``prepare`` (the host kinds) can also hand their tasks to the engine, which runs
+    consecutive host waves as one host run (`engine/apply.py`)."""
 
     run: Runner
     grouped: bool = False
+    prepare: Preparer | None = None
 
 
 EXECUTORS: dict[ActionKind, Executor] = {}
 
 
-def executor(kind: ActionKind, *, grouped: bool = False) -> Callable[[Runner], Runner]:
+def executor(kind: ActionKind, *, grouped: bool = False,
+             prepare: Preparer | None = None) -> Callable[[Runner], Runner]:
     """Register ``fn`` as the executor of ``kind`` (exactly one per kind)."""
 
     def register(fn: Runner) -> Runner:
         if kind in EXECUTORS:
             raise RuntimeError(f"two executors for {kind}")
-        EXECUTORS[kind] = Executor(run=fn, grouped=grouped)
+        EXECUTORS[kind] = Executor(run=fn, grouped=grouped, prepare=prepare)
         return fn
 
     return register

@@ -1,5 +1,11 @@
 """Executors of the host kinds: each turns a wave's actions into ONE HostPort run.
 
+Each kind's executor is two halves: ``prepare`` turns the actions into host tasks (every
+controller-side read and check, nothing contacted) and the batch's ``finish`` turns the
+hosts' results into outcomes (and records what must be recorded after a host succeeded).
+`run` is the two with one `HostPort.run` between; the engine may instead run the batches of
+several consecutive host waves as one `HostPort.run_steps` (engine/apply.py).
+
 Order inside each executor survives a crash at any point: reads and checks first (the
 escrow, the release at the planned commit, the kit in the bucket at the planned
 fingerprint), then what must be durable before a host depends on it (minted trust-local
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -61,45 +68,81 @@ def _target(ctx: ExecContext, action: Action) -> tuple[Trust, HostTarget]:
     return trust, HostTarget.of(ctx.manifest, trust, ctx.manifest_dir)
 
 
-def _run(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action],
-         build: Callable[[Action, Trust, HostTarget], StepInput],
-         done: Callable[[Action, HostResult], None] | None = None) -> dict[str, Outcome]:
-    """Build each action's task (a failure fails that action only), one run, outcomes."""
-    out: dict[str, Outcome] = {}
-    tasks: list[HostTask] = []
-    by_trust: dict[str, Action] = {}
+Build = Callable[[Action, Trust, HostTarget], StepInput]
+Done = Callable[[Action, HostResult], None]
+
+
+@dataclass
+class _Batch:
+    """One kind's actions as host tasks (engine/executors.py HostBatch)."""
+
+    kind: ActionKind
+    actions: dict[str, Action] = field(default_factory=dict)
+    tasks: dict[str, HostTask] = field(default_factory=dict)
+    decided: dict[str, Outcome] = field(default_factory=dict)
+    done: Done | None = None
+
+    def finish(self, results: Mapping[str, HostResult]) -> dict[str, Outcome]:
+        out = dict(self.decided)
+        for action_id, task in self.tasks.items():
+            name = task.target.trust
+            result = results.get(action_id) or HostResult(name, False, False, "no result")
+            out[action_id] = Outcome(result.ok, result.changed, result.message)
+            if result.ok and self.done is not None:
+                self.done(self.actions[action_id], result)
+        return out
+
+
+def _prepare(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action], build: Build,
+             done: Done | None = None) -> _Batch:
+    """Build each action's task; a failure fails that action only. Nothing is contacted."""
+    batch = _Batch(kind, done=done)
     for action in actions:
         try:
             trust, target = _target(ctx, action)
             if ctx.dry_run:
                 # nothing is built: what a step needs may come from this apply's own
                 # earlier steps (a kit registered in wave 1), which a dry run never ran
-                by_trust[target.trust] = action
+                batch.decided[action.id] = Outcome(True, True, f"would run {kind} on "
+                                                               f"{target.trust}")
                 continue
             step = build(action, trust, target)
         except (FlipGitopsError, LookupError, ValueError) as exc:
-            out[action.id] = Outcome(False, False, str(exc))
+            batch.decided[action.id] = Outcome(False, False, str(exc))
             continue
-        tasks.append(HostTask(target, step))
-        by_trust[target.trust] = action
-    if ctx.dry_run:
-        for name, action in by_trust.items():
-            out[action.id] = Outcome(True, True, f"would run {kind} on {name}")
-        return out
-    if not tasks:
-        return out
-    ctx.report(f"{kind}: {len(tasks)} host(s)")
-    results = ctx.ports.hosts.run(kind, tasks, cancel=ctx.cancel)
-    for name, action in by_trust.items():
-        result = results.get(name) or HostResult(name, False, False, "no result")
-        out[action.id] = Outcome(result.ok, result.changed, result.message)
-        if result.ok and done is not None:
-            done(action, result)
-    return out
+        batch.actions[action.id] = action
+        batch.tasks[action.id] = HostTask(target, step)
+    return batch
 
 
-@executor(K.HOST_PROVISION, grouped=True)
-def provision(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+def _run_batch(ctx: ExecContext, batch: _Batch) -> dict[str, Outcome]:
+    """One HostPort run for the batch's tasks (one per host)."""
+    if not batch.tasks:
+        return batch.finish({})
+    ctx.report(f"{batch.kind}: {len(batch.tasks)} host(s)")
+    by_trust = ctx.ports.hosts.run(batch.kind, list(batch.tasks.values()), cancel=ctx.cancel)
+    return batch.finish({action_id: by_trust[task.target.trust]
+                         for action_id, task in batch.tasks.items()
+                         if task.target.trust in by_trust})
+
+
+def _host_kind(kind: ActionKind, make: Callable[[ExecContext], tuple[Build, Done | None]]
+               ) -> None:
+    """Register ``kind``'s executor: ``make(ctx)`` gives the task builder (and what to record
+    after a host succeeded), fresh per call so per-run caches stay per run."""
+
+    def prepare(ctx: ExecContext, actions: Sequence[Action]) -> _Batch:
+        build, done = make(ctx)
+        return _prepare(ctx, kind, actions, build, done)
+
+    def run(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+        return _run_batch(ctx, prepare(ctx, actions))
+
+    run.__name__ = f"run_{kind.value.replace('.', '_')}"
+    executor(kind, grouped=True, prepare=prepare)(run)
+
+
+def _provision(ctx: ExecContext) -> tuple[Build, Done | None]:
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
         params = action.typed(ProvisionParams)
         number = params.slot_number
@@ -108,11 +151,10 @@ def provision(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outco
         profile = kitfile.host_profile(ctx.manifest, trust, slot_number=number)
         return ProvisionInput(profile=profile, slot_number=number)
 
-    return _run(ctx, K.HOST_PROVISION, actions, build)
+    return build, None
 
 
-@executor(K.HOST_DEPLOY_RELEASE, grouped=True)
-def deploy_release(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+def _deploy_release(ctx: ExecContext) -> tuple[Build, Done | None]:
     trees: dict[str, ReleaseTree] = {}
     checkout = (ctx.manifest_dir / ctx.manifest.flip.checkout).resolve()
 
@@ -126,7 +168,7 @@ def deploy_release(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
                              f"planned {params.commit[:12]}: plan again")
         return ReleaseInput(tree=tree)
 
-    return _run(ctx, K.HOST_DEPLOY_RELEASE, actions, build)
+    return build, None
 
 
 def _assigned_slot(ctx: ExecContext, trust: Trust) -> tuple[str, int]:
@@ -207,8 +249,7 @@ def _kit(ctx: ExecContext, trust: Trust) -> EscrowedKit:
     return held
 
 
-@executor(K.HOST_WRITE_KIT_FILE, grouped=True)
-def write_kit_file(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+def _write_kit_file(ctx: ExecContext) -> tuple[Build, Done | None]:
     aes: list[SecretStr] = []
 
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
@@ -219,11 +260,10 @@ def write_kit_file(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
         text = kitfile.render(ctx.manifest, trust, kit=held.kit, local=local, aes_key=aes[0])
         return KitFileInput(content=SecretStr(text))
 
-    return _run(ctx, K.HOST_WRITE_KIT_FILE, actions, build)
+    return build, None
 
 
-@executor(K.HOST_DELIVER_FL_KIT, grouped=True)
-def deliver_fl_kit(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
+def _deliver_fl_kit(ctx: ExecContext) -> tuple[Build, Done | None]:
     delivered: dict[str, str] = {}
 
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
@@ -247,22 +287,29 @@ def deliver_fl_kit(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, 
 
         ctx.ports.state.update_ledger(update)
 
-    return _run(ctx, K.HOST_DELIVER_FL_KIT, actions, build, done)
+    return build, done
 
 
-@executor(K.HOST_START_STACK, grouped=True)
-def start_stack(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
-    return _run(ctx, K.HOST_START_STACK, actions, lambda a, t, h: StackInput())
+def _start_stack(ctx: ExecContext) -> tuple[Build, Done | None]:
+    return (lambda a, t, h: StackInput()), None
 
 
-@executor(K.HOST_STOP_STACK, grouped=True)
-def stop_stack(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
-    return _run(ctx, K.HOST_STOP_STACK, actions,
-                lambda a, t, h: StackInput(project=a.typed(StopStackParams).project))
+def _stop_stack(ctx: ExecContext) -> tuple[Build, Done | None]:
+    return (lambda a, t, h: StackInput(project=a.typed(StopStackParams).project)), None
 
 
-@executor(K.HOST_VERIFY, grouped=True)
-def verify(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
-    return _run(ctx, K.HOST_VERIFY, actions, lambda a, t, h: VerifyInput(
-        expect_trust=a.typed(VerifyParams).expect_trust,
-        timeout_seconds=VERIFY_TIMEOUT_SECONDS))
+def _verify(ctx: ExecContext) -> tuple[Build, Done | None]:
+    return (lambda a, t, h: VerifyInput(expect_trust=a.typed(VerifyParams).expect_trust,
+                                        timeout_seconds=VERIFY_TIMEOUT_SECONDS)), None
+
+
+for _kind, _make in (
+    (K.HOST_PROVISION, _provision),
+    (K.HOST_DEPLOY_RELEASE, _deploy_release),
+    (K.HOST_WRITE_KIT_FILE, _write_kit_file),
+    (K.HOST_DELIVER_FL_KIT, _deliver_fl_kit),
+    (K.HOST_START_STACK, _start_stack),
+    (K.HOST_STOP_STACK, _stop_stack),
+    (K.HOST_VERIFY, _verify),
+):
+    _host_kind(_kind, _make)

@@ -187,10 +187,40 @@ def _failed_with_log(ctx: ExecContext, task: TaskInfo | None, head: str) -> Outc
     return Outcome(False, task is not None, head + log)
 
 
-@executor(ActionKind.REGISTRY_REGISTER)
-@single
-def register_trust(ctx: ExecContext, action: Action) -> Outcome:
-    """register_trust as a one-off flip-api task; the kit escrowed before anything else."""
+@executor(ActionKind.REGISTRY_REGISTER, grouped=True)
+def register_trusts(ctx: ExecContext, actions: Sequence[Action]) -> dict[str, Outcome]:
+    """register_trust as one-off flip-api tasks, every trust of the wave at once: each task
+    is started (or an earlier run's found), then each is waited for and judged, so N
+    registrations cost about one task's time, not N. FLIP claims a slot with
+    `SELECT … FOR UPDATE SKIP LOCKED` (register_trust's _claim_free_slot), so concurrent
+    registrations never share one. A failure fails its own trust only."""
+    out: dict[str, Outcome] = {}
+    started: list[tuple[Action, RegisterParams, TaskInfo]] = []
+    for action in actions:
+        try:
+            got = _start_registration(ctx, action)
+        except FlipGitopsError as exc:
+            out[action.id] = Outcome(False, False, str(exc))
+            continue
+        if isinstance(got, Outcome):
+            out[action.id] = got
+        else:
+            started.append((action, *got))
+    hub = ctx.ports.hub
+    for action, p, task in started:
+        try:
+            done = hub.wait_task(task, f"register_trust {p.name}", ctx.report)
+            kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
+            out[action.id] = _judge_registration(ctx, p, kits, done)
+        except FlipGitopsError as exc:
+            out[action.id] = Outcome(False, True, f"{p.name}: {exc}")
+    return out
+
+
+def _start_registration(ctx: ExecContext, action: Action
+                        ) -> Outcome | tuple[RegisterParams, TaskInfo]:
+    """The outcome when nothing needs waiting for, else the task to wait for (started now,
+    or by an earlier run: a second one would overwrite its kit)."""
     p = action.typed(RegisterParams)
     hub, escrow, state = ctx.ports.hub, ctx.ports.escrow, ctx.ports.state
     if not p.ephemeral_parameter.startswith(EPHEMERAL_KIT_PREFIX):
@@ -239,8 +269,7 @@ def register_trust(ctx: ExecContext, action: Action) -> Outcome:
             task = hub.run_task(register_command(p.name, p.code, p.region,
                                                  p.ephemeral_parameter), REGISTER_STARTED_BY)
             ctx.report(f"{p.name}: register_trust task {task.task_id} started")
-        task = hub.wait_task(task, f"register_trust {p.name}", ctx.report)
-        kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
+        return p, task
     elif ctx.dry_run:
         usable = not isinstance(kits, str) and kits[0].trust_name == p.name \
             and kits[0].has_credentials

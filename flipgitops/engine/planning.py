@@ -23,6 +23,7 @@ from flipgitops.engine.apply import (
     EXIT_OK,
     ApplyResult,
     Interrupt,
+    Progress,
     Run,
     execute,
 )
@@ -124,11 +125,10 @@ def run_unlock(env: str, *, lock_id: str) -> tuple[bool, str]:
 
 def run_apply(env: str, *, plan_file: Path | None, allow: frozenset[str], fl_quiesced: bool,
               dry_run: bool, prune: bool, fmt: str, color: bool, interrupt: Interrupt,
-              confirm: Callable[[Plan], bool] | None,
-              echo: Callable[..., None]) -> ApplyResult:
-    """Load, lock (not for a dry run), and execute; the CLI prints the result."""
-    from flipgitops.ui.progress import make_progress
-
+              confirm: Callable[[Plan], bool] | None, echo: Callable[..., None],
+              progress: Progress) -> ApplyResult:
+    """Load, lock (not for a dry run), and execute; the CLI prints the result (and gives
+    the progress display: the engine never decides how a person sees it)."""
     manifest, path = load_env(env)
     reviewed: tuple[Plan, Path] | None = None
     if plan_file is not None:
@@ -154,7 +154,6 @@ def run_apply(env: str, *, plan_file: Path | None, allow: frozenset[str], fl_qui
     try:
         if not dry_run:
             run_id = wiring.acquire_lock()
-        progress = make_progress(echo, machine_output=fmt == "json")
         run = Run(manifest=manifest, manifest_path=path, options=options,
                   observe_and_plan=observe_and_plan,
                   context=lambda observed, plan: wiring.context(

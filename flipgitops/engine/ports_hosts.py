@@ -183,12 +183,25 @@ class KitSecrets:
 
 
 @dataclass(frozen=True)
+class HostStep:
+    """One host action inside a multi-step run (`HostPort.run_steps`): ``key`` is unique in
+    the run (the action id); ``after`` names the keys of steps on the same host that must
+    succeed first, in this run."""
+
+    key: str
+    kind: ActionKind
+    task: HostTask
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class HostResult:
     trust: str
     ok: bool
     changed: bool
     message: str  # never holds a secret
     unreachable: bool = False
+    skipped_after: str | None = None  # run_steps: not run because this key did not succeed
 
 
 # --- the ports -------------------------------------------------------------------------------
@@ -202,6 +215,13 @@ class HostPort(Protocol):
     def run(self, kind: ActionKind, tasks: Sequence[HostTask], *,
             cancel: Cancel | None = None) -> dict[str, HostResult]:
         """One host kind's step on every task's host, in one run; one result per trust."""
+        ...
+
+    def run_steps(self, steps: Sequence[HostStep], *,
+                  cancel: Cancel | None = None) -> dict[str, HostResult]:
+        """Several host actions in ONE run, each host's steps in one module invocation, in
+        the order given (a step whose ``after`` did not succeed is skipped); one result per
+        step key."""
         ...
 
     def resolve_references(self, refs: Mapping[str, str], *,
@@ -251,6 +271,12 @@ class _DryRunHosts:
         return {t.target.trust: HostResult(t.target.trust, True, True,
                                            f"would run {kind} (dry run: host not contacted)")
                 for t in tasks}
+
+    def run_steps(self, steps: Sequence[HostStep], *,
+                  cancel: Cancel | None = None) -> dict[str, HostResult]:
+        return {s.key: HostResult(s.task.target.trust, True, True,
+                                  f"would run {s.kind} (dry run: host not contacted)")
+                for s in steps}
 
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:

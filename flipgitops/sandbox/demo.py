@@ -1,193 +1,158 @@
-"""`flipgitops demo`: the whole GitOps loop against a sandbox that lives for one run.
+"""`flipgitops demo`: the whole GitOps loop against the stand-in FLIP, in under a minute.
 
-The sandbox is a real moto server on a loopback port (AWS) plus trust "hosts" that are
-directories under a temporary directory, driven by the real Ansible playbooks with the
-stand-in container CLI. Every step runs the real CLI as a subprocess so what the viewer sees
-(output and exit code) is exactly what they would get typing the command; the demo checks
-each exit code and says so plainly when one is not what the story expects.
+The world is `sandbox/environment.py`'s: a moto server on a loopback port (AWS), the
+stand-in FLIP hub on it (one-off flip-api tasks, flip-api, the image registry, FL kits), a
+FLIP checkout, trust "hosts" that are directories driven by the real Ansible content with the
+stand-in container CLI, and a git repository holding `environments/dev.yaml`. Every step
+runs the real CLI as a subprocess (`narrator.py`), with the environment an operator's shell
+would have, so what the viewer sees (output and exit code) is exactly what they would get
+typing the command; the demo checks each exit code and says so plainly when one is not what
+the story expects.
 
-Nothing outlives the demo unless `--keep` is given: the server is stopped and the temporary
-directory removed in `finally` blocks, also on Ctrl-C.
+The story: validate → plan → apply (two host trusts and a TRE onboarded) → plan (nothing
+to do) → someone stops trust-api on a host → drift finds it → a pull request moves hub_tag
+without fl_tag and guard FG001 blocks it → apply converges → status.
+
+Nothing outlives the demo unless `--keep` is given: the trust processes are stopped, the
+servers closed and the temporary directory removed in `finally` blocks, also on Ctrl-C and
+SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from flipgitops.model.manifest import Manifest
-from flipgitops.sandbox.moto_server import SANDBOX_ENV, moto_server
+from flipgitops.sandbox.environment import DEFAULT_TRUSTS, Sandbox, TrustSpec, sandbox
 from flipgitops.sandbox.narrator import Echo, Narrator, Step
-from flipgitops.sandbox.tamper import (
-    ROGUE_CIDR,
-    add_manual_ingress_rule,
-    deploy_image_by_hand,
-    revoke_manual_ingress_rule,
-)
-from flipgitops.sandbox.workspace import (
-    bump_tag,
-    set_hub_tag,
-    source_manifest,
-    standin_cli,
-    write_sandbox_manifest,
-)
 
 TMP_PREFIX = "flipgitops-demo-"
 ENV = "dev"
-STEPS = 6
+STEPS = 7
+TARGET_SECONDS = 60.0
+TRUSTS = (*DEFAULT_TRUSTS, TrustSpec("Trust_3", "TRE", "203.0.113.13", kind="tre"))
+TAMPERED = "Trust_1"  # the host whose trust-api someone stops
+TRUST_API = "trust-api"
 
 
-@dataclass(frozen=True)
-class Sandbox:
-    url: str
-    workdir: Path
-    manifest_path: Path
-    manifest: Manifest
+class DemoError(Exception):
+    """The sandbox did not let the demo make its manual change (names what and why)."""
 
 
-@contextmanager
-def _sandbox_env(url: str) -> Iterator[None]:
-    """Point this process and its children at the sandbox; restore the caller's env after."""
-    # The venv's bin first: the CLI's children (ansible-playbook, the stand-in) live there,
-    # also when the demo was started as `.venv/bin/flipgitops` without activating the venv.
-    bindir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
-    wanted = {**SANDBOX_ENV, "AWS_ENDPOINT_URL": url,
-              "PATH": bindir + (os.pathsep + path if path else "")}
-    dropped = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",
-               "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION")
-    saved = {k: os.environ.get(k) for k in (*wanted, *dropped)}
-    os.environ.update(wanted)
-    for key in dropped:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextmanager
-def sandbox(echo: Echo) -> Iterator[Sandbox]:
-    """A seeded FLIP-shaped hub in moto and a working directory with the dev manifest."""
-    from flipgitops.engine.manifests import load_manifest
-    from flipgitops.sandbox.seed import seed_hub
-
-    source = source_manifest()
-    docker = standin_cli()
-    workdir = Path(tempfile.mkdtemp(prefix=TMP_PREFIX)).resolve()
-    try:
-        with moto_server() as server, _sandbox_env(server.url):
-            manifest_path = write_sandbox_manifest(source, workdir, docker)
-            manifest = load_manifest(manifest_path)
-            seed_hub(manifest, trusts=False)
-            echo(f"Sandbox: AWS emulator (moto) at {server.url}, working directory {workdir}")
-            echo(f"  hub seeded for environment '{manifest.environment}' (account "
-                 f"{manifest.aws.account_id}, {manifest.aws.region}) with no trusts yet;")
-            echo(f"  {len(manifest.trusts)} trust(s) in the manifest, hosts under "
-                 f"{workdir / 'hosts'} with the stand-in container CLI {docker.name}")
-            yield Sandbox(server.url, workdir, manifest_path, manifest)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _story(sb: Sandbox, n: Narrator) -> bool:
-    """The six steps; False as soon as one does not go as the story says."""
-    m = sb.manifest
+def _story(box: Sandbox, n: Narrator) -> bool:
+    """The steps; False as soon as one does not go as the story says."""
     env = ("--env", ENV)
-    trusts = [t.name for t in m.trusts]
+    hosts = [t.name for t in TRUSTS if t.kind != "tre"]
+    tre = [t.name for t in TRUSTS if t.kind == "tre"]
 
     n.section("validate the manifest", """
-        Static checks only, no network: schema, unique names/IPs/slots, routable /32s,
+        Static checks only, no network: the schema, unique names/IPs/slots, public /32s,
         immutable tags, secrets only as references. Exit 0 = valid.""")
     if not n.run(Step(("validate",), 0)).ok:
         return False
 
     n.section("plan the onboarding", f"""
-        The hub exists but has no trusts; the manifest declares {', '.join(trusts)}.
-        The plan shows ordered actions (credentials -> hub secret -> redeploy -> allowlist
-        -> hosts) and any guards. Exit 2 = there are changes to apply.""")
-    if not n.run(Step(("plan", *env), 2, tuple(trusts))).ok:
+        The hub runs FLIP with no trusts; the manifest declares {', '.join(hosts)} (hosts
+        flipgitops runs FLIP's trust stack on) and {', '.join(tre)} (a TRE: hub side only).
+        The plan orders register_trust (FLIP's one-off task) -> the NLB allowlist -> each
+        host: provision, FLIP's trust/ release, the FL kit, the kit file, start, verify.
+        Exit 2 = there are changes to apply.""")
+    if not n.run(Step(("plan", *env), 2, (*hosts, *tre))).ok:
         return False
 
     n.section("apply, then plan again", """
-        apply executes the plan wave by wave (hosts in parallel) and re-observes.
+        apply locks the environment, runs the plan wave by wave (the host waves as one
+        Ansible run, hosts in parallel) and re-observes until nothing is left to do.
         A second plan must then find nothing to do: exit 0.""")
-    if not n.run(Step(("apply", *env, "--yes"), 0)).ok:
+    if not n.run(Step(("apply", *env, "--yes"), 0, ("converged",))).ok:
         return False
     if not n.run(Step(("plan", *env), 0)).ok:
         return False
 
-    hotfix = f"{m.hub.images.fl_tag}-hotfix1" if m.hub.images.fl_tag.startswith("v") else "v0.0.1"
-    n.section("someone changes production by hand", f"""
-        Behind flipgitops' back (plain boto3, as with the AWS console or CLI):
-        - an extra ingress rule opens the FL port to {ROGUE_CIDR};
-        - fl-server is rolled to image tag {hotfix} (new task definition + update_service).
-        The nightly drift check must notice both: exit 2.""")
-    add_manual_ingress_rule(m)
-    image = deploy_image_by_hand(m, "fl_server", hotfix)
-    n.note(f"added ingress {ROGUE_CIDR} on {m.hub.fl_server.security_group}:{m.hub.fl_server.port}")
-    n.note(f"{m.hub.ecs.services.fl_server} now runs {image}")
-    rogue_ip = ROGUE_CIDR.split("/")[0]
-    if not n.run(Step(("drift", *env), 2, (rogue_ip, hotfix))).ok:
+    n.section("someone stops trust-api on a host", f"""
+        Behind flipgitops' back, an operator on {TAMPERED}'s host runs
+        `docker stop` on its trust-api container: the trust stops polling the hub.
+        The nightly drift check must notice: exit 2.""")
+    name = _stop_trust_api(box, TAMPERED)
+    n.note(f"on {TAMPERED}'s host: docker stop {name}")
+    if not n.run(Step(("drift", *env), 2, (TAMPERED,))).ok:
         return False
 
-    bumped = bump_tag(m.hub.images.hub_tag)
+    hub_tag = "v2.3.0"
+    bumped = "v2.4.0"
     n.section("a lockstep violation is blocked", f"""
-        A pull request bumps hub_tag to {bumped} but forgets fl_tag. The hub API and the FL
-        images must move together (policy.lockstep_fl_images), so guard FG001 blocks the plan:
-        exit 3. The edit is then reverted, as the reviewer would ask.""")
-    original = sb.manifest_path.read_text(encoding="utf-8")
-    set_hub_tag(sb.manifest_path, bumped)
-    n.note(f"edited environments/{ENV}.yaml: hub_tag {m.hub.images.hub_tag} -> {bumped}")
+        A pull request moves hub_tag to {bumped} but forgets fl_tag. The hub API and the FL
+        images must move together (policy.lockstep_fl_images), so guard FG001 blocks the
+        plan: exit 3, nothing can be applied. The edit is then reverted, as the reviewer
+        would ask.""")
+    original = box.manifest_path.read_text(encoding="utf-8")
+    edited = original.replace(f"hub_tag: {hub_tag}\n", f"hub_tag: {bumped}\n", 1)
+    if edited == original:
+        raise DemoError(f"environments/{ENV}.yaml has no `hub_tag: {hub_tag}` line to edit")
+    box.manifest_path.write_text(edited, encoding="utf-8")
+    n.note(f"edited environments/{ENV}.yaml: hub_tag {hub_tag} -> {bumped}")
     try:
         blocked = n.run(Step(("plan", *env), 3, ("FG001",))).ok
     finally:
-        sb.manifest_path.write_text(original, encoding="utf-8")
+        box.manifest_path.write_text(original, encoding="utf-8")
         n.note(f"reverted environments/{ENV}.yaml")
     if not blocked:
         return False
 
-    n.section("converge again", f"""
-        apply --fl-quiesced restores fl-server to {m.hub.images.fl_tag}: replacing the FL server
-        task aborts any training in progress, so guard FG007 wants that confirmation (no
-        training runs in the sandbox). The hand-made rule is listed as unmanaged but left
-        alone: it has no `flipgitops:<trust>` description, so it may belong to someone else
-        (the hub's Terraform, a colleague) and flipgitops never deletes what it did not write,
-        not even with --prune. The operator revokes it by hand; drift then finds nothing.""")
-    if not n.run(Step(("apply", *env, "--yes", "--fl-quiesced"), 0, (rogue_ip,))).ok:
+    n.section("converge, then status", f"""
+        apply starts {TAMPERED}'s stack again the way FLIP's trust/Makefile does and waits
+        for trust-api to authenticate to the hub. status then reads the hub and every trust
+        (what the hub itself confirms: trust-api authenticated): exit 0 = healthy.""")
+    if not n.run(Step(("apply", *env, "--yes"), 0, ("converged",))).ok:
         return False
-    revoke_manual_ingress_rule(m)
-    n.note(f"revoked {ROGUE_CIDR} by hand (aws ec2 revoke-security-group-ingress)")
-    return n.run(Step(("drift", *env), 0)).ok
+    return n.run(Step(("status", *env), 0)).ok
 
 
-def _wait_for_interrupt(sb: Sandbox, echo: Echo) -> None:
+def _stop_trust_api(box: Sandbox, trust: str) -> str:
+    """`docker ps` then `docker stop <trust-api>` with the host's (stand-in) container CLI."""
+    docker = shlex.split(box.docker(trust))
+    listing = subprocess.run([*docker, "ps"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    names = [line.split()[-1] for line in listing.stdout.splitlines()[1:] if line.split()]
+    wanted = [n for n in names if TRUST_API in n]
+    if listing.returncode != 0 or not wanted:
+        raise DemoError(f"{trust}'s host runs no {TRUST_API} container to stop "
+                        f"(docker ps: {listing.stdout.strip() or listing.stderr.strip()})")
+    stopped = subprocess.run([*docker, "stop", wanted[0]], capture_output=True, text=True,
+                             timeout=60, check=False)
+    if stopped.returncode != 0:
+        raise DemoError(f"docker stop {wanted[0]} failed: {stopped.stderr.strip()}")
+    return wanted[0]
+
+
+def _environment_lines(box: Sandbox) -> list[str]:
+    """How to point a shell at the sandbox: exactly what the demo's commands had."""
+    env = box.environ()
+    keys = sorted(k for k in env if k.startswith(("AWS_", "FLIPGITOPS_")))
+    return [f"  export {k}={shlex.quote(env[k])}" for k in keys]
+
+
+def _wait_for_interrupt(box: Sandbox, echo: Echo) -> None:
     echo("")
     echo("The sandbox keeps running. Point the CLI at it from another shell:")
-    echo(f"  export AWS_ENDPOINT_URL={sb.url}")
-    for key, value in SANDBOX_ENV.items():
-        echo(f"  export {key}={value}")
-    echo(f"  cd {sb.workdir}")
+    for line in _environment_lines(box):
+        echo(line)
+    echo(f"  cd {box.repo}")
     cli = "flipgitops"
     beside = Path(sys.executable).parent / "flipgitops"
     if shutil.which(cli) != str(beside) and beside.is_file():
         cli = str(beside)  # the venv is not on the user's PATH: name the script itself
     echo(f"  {cli} plan --env {ENV}")
-    echo("Press Ctrl-C to stop the sandbox (the server stops, the directory is removed).")
+    echo("Press Ctrl-C to stop the sandbox (its processes stop, the directory is removed).")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -206,38 +171,62 @@ def _wait_for_interrupt(sb: Sandbox, echo: Echo) -> None:
     echo("Stopping the sandbox...")
 
 
-def run_demo(keep: bool, echo: Echo) -> int:
-    """Run the story; 0 when every step ended as expected, 1 otherwise."""
-    started = time.monotonic()
-    echo("flipgitops demo: validate -> plan -> apply -> drift -> guard -> converge, for real,")
-    echo("against a local AWS emulator and local trust hosts. Nothing outside a temp dir changes.")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        ok = _run(keep, echo, started)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    echo("Sandbox stopped and removed.")
-    return 0 if ok else 1
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM during the steps unwinds like Ctrl-C, so the sandbox is still removed."""
     raise KeyboardInterrupt
 
 
-def _run(keep: bool, echo: Echo, started: float) -> bool:
-    with sandbox(echo) as sb:
-        narrator = Narrator(echo, sb.workdir, STEPS)
-        ok = _story(sb, narrator)
+def run_demo(keep: bool, echo: Echo) -> int:
+    """Run the story; 0 when every step ended as expected (and the demo printed how long it
+    took), 1 otherwise."""
+    started = time.monotonic()
+    echo("flipgitops demo: validate -> plan -> apply -> drift -> guard -> converge -> status,")
+    echo("for real, against a local AWS emulator, the stand-in FLIP and local trust hosts.")
+    echo("Nothing outside a temporary directory changes.")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    root = Path(tempfile.mkdtemp(prefix=TMP_PREFIX)).resolve()
+    try:
+        ok = _run(root, keep, echo, started)
+    except DemoError as exc:
+        echo(f"Demo FAILED: {exc}")
+        ok = False
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(root, ignore_errors=True)
+    echo("Sandbox stopped and removed.")
+    return 0 if ok else 1
+
+
+def _run(root: Path, keep: bool, echo: Echo, started: float) -> bool:
+    with sandbox(root / "world", env_name=ENV, trusts=TRUSTS) as box:
+        echo(f"Sandbox ready in {time.monotonic() - started:.0f} s: AWS emulator (moto) at "
+             f"{box.moto.url}, the stand-in FLIP hub, a FLIP checkout with v2.3.0 and v2.4.0,")
+        echo(f"  {len(TRUSTS)} trusts in {box.manifest_path.relative_to(root / 'world')} "
+             f"(hosts under {root / 'world' / 'hosts'}).")
+        narrator = Narrator(echo, box.repo, _child_env(box), STEPS)
+        ok = _story(box, narrator)
         elapsed = time.monotonic() - started
         echo("")
         if ok:
+            verdict = ("under a minute" if elapsed < TARGET_SECONDS
+                       else f"over the {TARGET_SECONDS:.0f} s target")
             echo(f"Demo complete: {len(narrator.outcomes)} commands, every exit code as "
-                 f"expected, in {elapsed:.0f}s.")
+                 f"expected, in {elapsed:.1f} s ({verdict}).")
         else:
             last = narrator.outcomes[-1] if narrator.outcomes else None
             what = f"`flipgitops {' '.join(last.step.args)}`" if last else "the setup"
-            echo(f"Demo FAILED at step {narrator.number}/{STEPS} ({what}): see UNEXPECTED above.")
+            echo(f"Demo FAILED at step {narrator.number}/{STEPS} ({what}) after {elapsed:.0f} "
+                 "s: see UNEXPECTED above.")
         if keep:
-            _wait_for_interrupt(sb, echo)
+            _wait_for_interrupt(box, echo)
     return ok
+
+
+def _child_env(box: Sandbox) -> dict[str, str]:
+    """The sandbox's environment, with this venv's bin first on PATH: the CLI's children
+    (ansible-playbook, the stand-in) live there, also when the demo was started as
+    `.venv/bin/flipgitops` without activating the venv."""
+    env = box.environ()
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + (os.pathsep + env["PATH"] if env.get("PATH") else "")
+    return env

@@ -1,8 +1,10 @@
 """Runs one real CLI command for the demo and tells the viewer what it means.
 
-Each step is the real `flipgitops` run as a subprocess in the sandbox's working directory,
-so the viewer sees the exact output and exit code they would get themselves; the narrator
-only adds a header, the reason for the step and a verdict on the exit code.
+Each step is the real `flipgitops` run as a subprocess in the sandbox's git repository, with
+the environment an operator's shell pointed at the sandbox would have (AWS_* for the local
+AWS emulator, FLIPGITOPS_ENDPOINTS for the stand-in hub), so the viewer sees the exact output
+and exit code they would get themselves; the narrator only adds a header, the reason for
+the step and a verdict on the exit code.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +56,10 @@ class Outcome:
 
 
 class Narrator:
-    def __init__(self, echo: Echo, workdir: Path, total: int) -> None:
+    def __init__(self, echo: Echo, workdir: Path, env: Mapping[str, str], total: int) -> None:
         self.echo = echo
         self.workdir = workdir
+        self.env = dict(env)
         self.total = total
         self.number = 0
         self.outcomes: list[Outcome] = []
@@ -76,7 +79,7 @@ class Narrator:
         self.echo("")
         self.echo(f"$ flipgitops {' '.join(step.args)}")
         started = time.monotonic()
-        code, output = _run_cli(step.args, self.workdir, self.echo)
+        code, output = _run_cli(step.args, self.workdir, self.env, self.echo)
         seconds = time.monotonic() - started
         missing = [t for t in step.expect_text if t not in output]
         outcome = Outcome(step, code, output, seconds, missing)
@@ -95,12 +98,13 @@ class Narrator:
         return outcome
 
 
-def _run_cli(args: tuple[str, ...], cwd: Path, echo: Echo) -> tuple[int, str]:
+def _run_cli(args: tuple[str, ...], cwd: Path, env: Mapping[str, str],
+             echo: Echo) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "flipgitops", *args]
     # Its own process group, so that stopping the demo (Ctrl-C, SIGTERM, the timeout) can
     # stop the command *and* its children (ansible-playbook and its workers) together.
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=dict(os.environ), stdin=subprocess.DEVNULL,
+        cmd, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         start_new_session=True,
     )

@@ -20,6 +20,7 @@ from flipgitops.engine.manifests import load_env, load_manifest, resolve_env, va
 from flipgitops.errors import ManifestError, Problem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "manifests" / "dev.yaml"
 PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<loc>[^:]+): ")
 PROBLEM_LINE_OR_READ = re.compile(r"^FILE:\d+:\d+: ", re.M)
 
@@ -116,7 +117,7 @@ def test_shipped_environments_are_valid_in_a_real_process() -> None:
     proc = subprocess.run([*command, "validate"], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == "3 file(s) valid, 0 invalid, 0 problem(s)"
+    assert proc.stdout.strip() == "2 file(s) valid, 0 invalid, 0 problem(s)"
 
 
 def test_validate_without_paths_checks_every_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +127,7 @@ def test_validate_without_paths_checks_every_environment(monkeypatch: pytest.Mon
     report = json.loads(result.output)
     assert report["format_version"] == "1"
     assert [f["path"] for f in report["files"]] == [
-        "environments/dev.yaml", "environments/prod.yaml", "environments/stag.yaml"]
+        "environments/prod.yaml", "environments/stag.yaml"]
     assert all(f["valid"] and f["problems"] == [] for f in report["files"])
 
 
@@ -142,7 +143,7 @@ def test_json_report_of_the_combined_case(combined: Path) -> None:
 
 def test_markdown_report_is_a_table(combined: Path, tmp_path: Path) -> None:
     good = tmp_path / "dev.yaml"
-    shutil.copy(REPO_ROOT / "environments" / "dev.yaml", good)
+    shutil.copy(DEV_FIXTURE, good)
     result = CliRunner().invoke(cli, ["validate", "--format", "markdown", str(good),
                                        str(combined)])
     assert result.exit_code == 1
@@ -166,7 +167,7 @@ def test_every_file_is_reported_in_one_run(combined: Path, tmp_path: Path) -> No
 def test_files_under_environments_need_the_schema_comment(tmp_path: Path) -> None:
     envs = tmp_path / "environments"
     envs.mkdir()
-    text = (REPO_ROOT / "environments" / "dev.yaml").read_text()
+    text = DEV_FIXTURE.read_text()
     (envs / "dev.yaml").write_text(text.split("\n", 1)[1])
     elsewhere = tmp_path / "dev.yaml"
     elsewhere.write_text(text.split("\n", 1)[1])
@@ -229,8 +230,8 @@ def test_schema_check_in_a_real_process() -> None:
 def test_resolve_env_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO_ROOT)
     assert resolve_env("prod") == Path("environments/prod.yaml")
-    manifest, path = load_env("dev")
-    assert manifest.environment == "dev" and path == Path("environments/dev.yaml")
+    manifest, path = load_env("stag")
+    assert manifest.environment == "stag" and path == Path("environments/stag.yaml")
 
 
 def test_resolve_env_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,7 +250,7 @@ def test_unknown_environment_lists_the_available_ones(monkeypatch: pytest.Monkey
         resolve_env("production")
     (problem,) = info.value.problems
     assert problem.file == "environments/production.yaml" and (problem.line, problem.col) == (1, 1)
-    assert "unknown environment 'production'; available: dev, prod, stag" in problem.message
+    assert "unknown environment 'production'; available: prod, stag" in problem.message
 
 
 def test_unknown_environment_outside_a_repository(tmp_path: Path,
@@ -285,7 +286,7 @@ def test_load_env_reports_every_manifest_problem(combined: Path) -> None:
 
 # -- input that is not what we expect: refused at once, located, never a traceback ------------
 
-DEV_TEXT = (REPO_ROOT / "environments" / "dev.yaml").read_text()
+DEV_TEXT = DEV_FIXTURE.read_text()
 SURROGATE_TEXT = DEV_TEXT.replace("    region: London\n", '    region: "Lon\\ud800don"\n', 1)
 
 

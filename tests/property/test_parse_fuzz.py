@@ -4,10 +4,11 @@ One property (DESIGN.md §8), fed from every kind of input a manifest can arrive
 - arbitrary text, and YAML-ish documents generated as data and dumped (block, flow, JSON);
 - structural mutations of a small valid manifest (keys deleted, values replaced by random
   types) and character-level edits of its text (YAML punctuation, tags, anchors, NULs);
-- damage to the real ``environments/dev.yaml``, the way an editor, a bad merge or a careless
-  hand produce it: keys removed, added or renamed to near misses, values replaced, keys
-  duplicated, odd unicode (line and paragraph separators, BOMs, bidi overrides, surrogate
-  escapes), indentation damage, lines dropped, doubled, swapped, truncation;
+- damage to the development manifest ``tests/fixtures/manifests/dev.yaml``, the way an
+  editor, a bad merge or a careless hand produce it: keys removed, added or renamed to near
+  misses, values replaced, keys duplicated, odd unicode (line and paragraph separators,
+  BOMs, bidi overrides, surrogate escapes), indentation damage, lines dropped, doubled,
+  swapped, truncation;
 - hostile text: template syntax, alias bombs and self-referencing aliases, deep nesting,
   huge numbers, lone surrogates, raw or escaped.
 
@@ -38,7 +39,9 @@ from flipgitops.model.manifest import Manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FILENAME = "environments/dev.yaml"
-VALID_TEXT = (REPO_ROOT / "environments" / "dev.yaml").read_text(encoding="utf-8")
+# A development manifest kept with the tests (environments/ holds real environments only).
+VALID_TEXT = (REPO_ROOT / "tests" / "fixtures" / "manifests" / "dev.yaml").read_text(
+    encoding="utf-8")
 SCHEMA_LINE = VALID_TEXT.splitlines()[0]
 # Under the ci profile (2,000 examples) each generated-input test below takes 10-60 s on
 # one core, so they leave the PR lane (`-m "not slow"`); the full suite runs them.
@@ -281,7 +284,7 @@ def _key_names(node: Any) -> set[str]:
 FIELD_NAMES = sorted(_key_names(DEV_DATA))
 
 
-# -- the real dev.yaml: data-level damage ---------------------------------------------------
+# -- the dev fixture: data-level damage --------------------------------------------------------
 
 yaml_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=10**30, max_value=10**40),

@@ -13,6 +13,7 @@ from flipgitops.errors import ManifestError, Problem
 from flipgitops.model.manifest import Manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "manifests" / "dev.yaml"
 
 VALID = """\
 version: 1
@@ -62,7 +63,7 @@ def test_valid_text_gives_a_manifest() -> None:
     assert manifest.trusts[1].host.flip_root == "/tmp/flip/Trust_2"
 
 
-@pytest.mark.parametrize("env", ["dev", "stag", "prod"])
+@pytest.mark.parametrize("env", ["stag", "prod"])
 def test_shipped_environments_parse(env: str) -> None:
     path = REPO_ROOT / "environments" / f"{env}.yaml"
     manifest = parse_manifest(path.read_text(), f"environments/{env}.yaml")
@@ -92,8 +93,8 @@ def test_stag_is_an_older_hub_and_prod_a_current_one() -> None:
         assert "tre" in {t.kind for t in manifest.trusts}
 
 
-def test_dev_is_the_demo_environment() -> None:
-    text = (REPO_ROOT / "environments" / "dev.yaml").read_text()
+def test_the_dev_fixture_is_a_local_sandbox_manifest() -> None:
+    text = DEV_FIXTURE.read_text()
     manifest = parse_manifest(text, "environments/dev.yaml")
     assert manifest.aws.account_id == "123456789012"
     assert manifest.hub.fl_server.allowlist == "aws-api"
@@ -101,8 +102,13 @@ def test_dev_is_the_demo_environment() -> None:
     assert 2 <= len(hosts) <= 3
     for trust, host in zip(manifest.trusts, hosts, strict=True):
         assert host is not None and host.connection == "local"
-        assert host.docker == "flipgitops-docker-standin"
+        assert host.docker == "flip-standin-docker"
         assert host.flip_root == f"/tmp/flipgitops-dev/{trust.name}"
+
+
+def test_environments_holds_real_environments_only() -> None:
+    assert sorted(p.name for p in (REPO_ROOT / "environments").glob("*.yaml")) == [
+        "prod.yaml", "stag.yaml"]
 
 
 def test_yaml_syntax_error_is_located() -> None:

@@ -3,6 +3,7 @@ rules the design fixes (pinned actions, OIDC only, per-environment serialised ap
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -54,8 +55,10 @@ def _jactionlint() -> str | None:
     return str(jactionlint.get_binary_path())
 
 
-def _lint(binary: str, *paths: Path) -> subprocess.CompletedProcess[str]:
-    args = [binary, "--no-color", "--no-online"]
+def _lint(binary: str, *paths: Path, shellcheck: str = "") -> subprocess.CompletedProcess[str]:
+    """actionlint; with ``shellcheck`` it also runs shellcheck on every `run:` script (an
+    explicit command: actionlint fails, rather than silently skipping, when it is missing)."""
+    args = [binary, "--no-color", "--no-online", f"--shellcheck={shellcheck}"]
     for rule in LINT_IGNORES:
         args += ["--ignore", rule]
     return subprocess.run([*args, *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
@@ -75,9 +78,36 @@ def linter() -> str:
     return binary
 
 
-def test_workflows_pass_actionlint(linter: str) -> None:
-    proc = _lint(linter, *FILES)
+@pytest.fixture(scope="module")
+def shellcheck() -> str:
+    """Debian's `shellcheck` (.ci/run installs it). Locally a missing one skips; in CI
+    (`CI` set, as GitHub Actions sets it) it fails, so the run: scripts are always checked."""
+    found = shutil.which("shellcheck")
+    if found is None:
+        message = ("shellcheck is not installed: `apt-get install shellcheck` (.ci/run does), "
+                   "so actionlint checks the workflows' run: scripts")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def test_workflows_pass_actionlint_and_shellcheck(linter: str, shellcheck: str) -> None:
+    proc = _lint(linter, *FILES, shellcheck=shellcheck)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shellcheck_checks_the_run_scripts(linter: str, shellcheck: str, tmp_path: Path
+                                           ) -> None:
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: push\npermissions: {}\nconcurrency: {group: x, cancel-in-progress: true}\n"
+        "jobs:\n  a:\n    runs-on: ubuntu-24.04\n    timeout-minutes: 5\n    steps:\n"
+        "      - run: for f in $(ls *.yaml); do echo $f; done\n")
+    proc = _lint(linter, bad, shellcheck=shellcheck)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "SC2045" in out and "SC2086" in out, out
 
 
 def test_actionlint_catches_a_bad_workflow(linter: str, tmp_path: Path) -> None:

@@ -31,9 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -495,6 +492,10 @@ def load_project(
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
+    # Imported here: most stand-in `docker` calls (version, info, network, ps) read no file.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
         doc = YAML(typ="safe").load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -33,6 +33,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -42,8 +43,6 @@ import subprocess
 import sys
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,12 +190,17 @@ class UvicornFormatter(logging.Formatter):
 # -- the poller (task_poller.py@03dc1c54) ---------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+@functools.cache
+def _opener() -> Any:
+    """An opener that never follows a redirect. Built on first use: the container CLI imports
+    this module to start trust-api, and urllib.request (with ssl) costs ~0.1 s to import."""
+    import urllib.request
 
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener(NoRedirect)
 
 
 class HubError(Exception):
@@ -223,12 +227,15 @@ class Poller:
             target = None
         if target is None:
             raise HubError("[Errno -2] Name or service not known")
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             target, method=method, headers={self.s.key_header: self.s.api_key},
             data=b"" if method == "POST" else None,
         )
         try:
-            with _OPENER.open(request, timeout=30.0) as response:
+            with _opener().open(request, timeout=30.0) as response:
                 return int(response.status), response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read().decode("utf-8", "replace")

@@ -34,20 +34,15 @@ import select
 import socket
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flipgitops.sandbox.flip import flipnames as fn
-from flipgitops.sandbox.flip.flip_api import FlipApiServer
-from flipgitops.sandbox.flip.httpbase import THREAD_PREFIX
-from flipgitops.sandbox.flip.hub import HubState
-from flipgitops.sandbox.flip.registry import REGISTRY_HOST, ImageRegistry
-from flipgitops.sandbox.flip.worker import HubWorker
+if TYPE_CHECKING:
+    from flipgitops.sandbox.flip import flipnames as fn
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -122,6 +117,8 @@ class StandinHubError(Exception):
 
 
 def _moto_api(moto_url: str, action: str, body: dict[str, Any]) -> None:
+    import urllib.request  # here: the container CLI imports this module on every call
+
     req = urllib.request.Request(
         f"{moto_url.rstrip('/')}/moto-api/state-manager/{action}",
         data=json.dumps(body).encode(), method="POST",
@@ -135,6 +132,8 @@ class _TcpListener:
     """Accepts and closes connections: the FL server's port, for reachability checks."""
 
     def __init__(self, bind: str) -> None:
+        from flipgitops.sandbox.flip.httpbase import THREAD_PREFIX
+
         self.sock = socket.create_server((bind, 0))
         self.port: int = self.sock.getsockname()[1]
         self.connections = 0
@@ -187,6 +186,14 @@ class StandinHub:
         self.fl_port = fl_port
         self.bind = bind
         self.advertise = advertise or ("127.0.0.1" if bind in ("0.0.0.0", "") else bind)
+        # The hub half is imported here, not at the top: the container CLI and trust-api
+        # processes import this module for the world file only, and the hub half pulls in
+        # boto3 (about a second of every stand-in `docker` invocation's start-up).
+        from flipgitops.sandbox.flip.flip_api import FlipApiServer
+        from flipgitops.sandbox.flip.hub import HubState
+        from flipgitops.sandbox.flip.registry import REGISTRY_HOST, ImageRegistry
+        from flipgitops.sandbox.flip.worker import HubWorker
+
         self.state = HubState(era)
         self.registry = ImageRegistry(REGISTRY_HOST)
         self.admin_token = secrets.token_urlsafe(32)
@@ -254,7 +261,7 @@ class StandinHub:
         local = self.advertise
         return {
             "hub": self.hub_url,
-            "registries": {REGISTRY_HOST: f"http://{local}:{self.registry_port}"},
+            "registries": {self.registry.host: f"http://{local}:{self.registry_port}"},
             "resolve": {
                 f"{self.domain}:443": f"{local}:{self.api_port}",
                 f"{self.fl_host}:{self.fl_port}": f"{local}:{self.fl_port_local}",

@@ -8,6 +8,7 @@ names the path or command and never a secret.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
@@ -16,8 +17,6 @@ from . import fsutil, stack, steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-
 
 def run_step(step: Callable[[Mapping[str, Any]], tuple[bool, str]], *,
              secret: bool = False) -> None:
@@ -55,3 +54,52 @@ def run_facts(gather: Callable[[Mapping[str, Any]], dict[str, Any]]) -> None:
     except (fsutil.HostFileError, stack.StackError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, facts=found)
+
+
+def run_in_order(items: list[Mapping[str, Any]], secret: Mapping[str, str],
+                 registry: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, str]]]
+                 ) -> dict[str, dict[str, Any]]:
+    """Each ``{key, step, spec, after}`` in order, each only after its ``after`` keys ran and
+    succeeded here (otherwise ``skipped``, naming the first that did not); ``secret`` maps a
+    key to the secret part of its arguments as one JSON string. -> ``{key: {ok, changed,
+    msg[, skipped, after]}}``."""
+    results: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, name = str(item["key"]), str(item["step"])
+        blocker = next((str(k) for k in item.get("after") or []
+                        if not results.get(str(k), {}).get("ok")), None)
+        if blocker is not None:
+            results[key] = {"ok": False, "changed": False, "skipped": True, "after": blocker,
+                            "msg": f"not run: {blocker} did not succeed"}
+            continue
+        step = registry.get(name)
+        if step is None:
+            results[key] = {"ok": False, "changed": False, "msg": f"unknown host step {name}"}
+            continue
+        spec = dict(item["spec"])
+        if key in secret:
+            spec.update(json.loads(secret[key]))
+        try:
+            changed, message = step(spec)
+        except (steps.StepError, fsutil.HostFileError, stack.StackError) as exc:
+            results[key] = {"ok": False, "changed": False, "msg": str(exc)}
+            continue
+        results[key] = {"ok": True, "changed": changed, "msg": message}
+    return results
+
+
+def run_steps(registry: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, str]]]) -> None:
+    """Several steps on this host in ONE module invocation (one interpreter start, one
+    AnsiballZ payload): an onboarding's provision → … → verify costs one, not six.
+
+    ``steps`` is a list of ``{key, step, spec, after}`` and ``secret`` (``no_log``) maps a
+    key to its secret part as one JSON string, so Ansible masks it whole and the non-secret
+    leaves of one step's secret part never blank another step's message (`run_in_order`).
+    The module itself never fails on a step's failure: the result says per step.
+    """
+    module = AnsibleModule(
+        argument_spec={"steps": {"type": "list", "elements": "dict", "required": True},
+                       "secret": {"type": "dict", "default": {}, "no_log": True}},
+        supports_check_mode=False)
+    results = run_in_order(module.params["steps"], module.params["secret"] or {}, registry)
+    module.exit_json(changed=any(r["changed"] for r in results.values()), steps=results)
