@@ -249,7 +249,7 @@ def test_base_change_new_environment(repo: Repo) -> None:
 
 # --- changed: flip.ref and an in-repository FLIP checkout ------------------------------------
 
-SHIPPED_DEV = (Path(__file__).resolve().parents[2] / "environments" / "dev.yaml").read_text()
+SHIPPED_DEV = (Path(__file__).resolve().parents[1] / "fixtures" / "dev.yaml").read_text()
 
 
 def dev_manifest(ref: str = "v2.3.0", checkout: str = "../FLIP") -> str:

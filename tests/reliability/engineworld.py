@@ -16,7 +16,7 @@ from flipgitops.core.planner import plan
 from flipgitops.engine.apply import Interrupt, Run
 from flipgitops.engine.executors import ExecContext
 from flipgitops.engine.ports import Ports
-from flipgitops.engine.ports_hosts import HostResult, HostTask
+from flipgitops.engine.ports_hosts import HostResult, HostStep, HostTask
 from flipgitops.model.actions import ActionKind
 from flipgitops.model.manifest import Manifest
 from flipgitops.model.observed import ObservedState
@@ -47,6 +47,27 @@ class World:
         done = [a for a in fresh.actions if a.kind == kind and a.target in names]
         self.observed = simulate_apply(self.m, self.observed, done)
         return {n: HostResult(n, True, True, f"{kind}: done") for n in names}
+
+    def run_steps(self, steps: Sequence[HostStep], *,
+                  cancel: Any = None) -> dict[str, HostResult]:
+        """A chain of host waves: each kind's steps as one `run`, in the order given; a
+        step after a key that did not succeed is skipped, as the real port does."""
+        out: dict[str, HostResult] = {}
+        kinds: dict[ActionKind, list[HostStep]] = {}
+        for s in steps:
+            kinds.setdefault(s.kind, []).append(s)
+        for kind, batch in kinds.items():
+            ready = [s for s in batch if all(out.get(a) is not None and out[a].ok
+                                             for a in s.after)]
+            for s in batch:
+                if s not in ready:
+                    out[s.key] = HostResult(s.task.target.trust, False, False,
+                                            f"not run: {s.after[0]} did not succeed",
+                                            skipped_after=s.after[0])
+            if ready:
+                done = self.run(kind, [s.task for s in ready], cancel=cancel)
+                out.update((s.key, done[s.task.target.trust]) for s in ready)
+        return out
 
     def resolve_references(self, refs: Any, *, region: str | None = None) -> dict[str, Any]:
         return {}

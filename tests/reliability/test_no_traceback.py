@@ -55,9 +55,11 @@ def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository directory holding environments/dev.yaml (a valid manifest)."""
+    """A repository directory holding environments/dev.yaml (a valid manifest: the
+    fixture tests/fixtures/dev.yaml, a dev environment as an operator would write it)."""
     (tmp_path / "environments").mkdir()
-    shutil.copy(REPO_ROOT / "environments" / "dev.yaml", tmp_path / "environments" / "dev.yaml")
+    shutil.copy(REPO_ROOT / "tests" / "fixtures" / "dev.yaml",
+                tmp_path / "environments" / "dev.yaml")
     return tmp_path
 
 
