@@ -37,7 +37,7 @@ from flipgitops.sandbox.narrator import Echo, Narrator, Step
 
 TMP_PREFIX = "flipgitops-demo-"
 ENV = "dev"
-STEPS = 7
+STEPS = 6  # the story's sections (`Narrator.section`)
 TARGET_SECONDS = 60.0
 TRUSTS = (*DEFAULT_TRUSTS, TrustSpec("Trust_3", "TRE", "203.0.113.13", kind="tre"))
 TAMPERED = "Trust_1"  # the host whose trust-api someone stops
