@@ -40,6 +40,18 @@ demo sandbox, tests). NO_COLOR disables colour.
 """
 
 
+def _check_allow(ctx: click.Context, param: click.Parameter,
+                 value: tuple[str, ...]) -> tuple[str, ...]:
+    """`--allow` names overridable guards only; anything else is a usage error (exit 64)."""
+    from flipgitops.core.guards import allow_problem
+
+    for guard_id in value:
+        problem = allow_problem(guard_id)
+        if problem is not None:
+            raise click.BadParameter(problem, ctx=ctx, param=param)
+    return value
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(message, err=True)
     sys.exit(code)
@@ -220,7 +232,9 @@ def observe(env: str, fmt: str, no_hosts: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the JSON plan (the artifact apply --plan consumes).")
 @click.option("--prune", is_flag=True, help="Plan removal of live trusts absent from the manifest.")
-@click.option("--allow", multiple=True, metavar="ID", help="Mark an overridable guard as accepted.")
+@click.option("--allow", multiple=True, metavar="ID", callback=_check_allow,
+              help="Accept an overridable guard (FG001, FG003, FG004, FG007-FG010); "
+                   "repeatable.")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
 @handle_errors
 def plan(env: str, fmt: str, base: str | None, out: Path | None, prune: bool,
@@ -299,8 +313,9 @@ def _interruptible() -> Iterator[_Signals]:
 @click.option("--plan", "plan_file", type=click.Path(path_type=Path),
               help="Reviewed JSON plan; refuse if the fresh plan's fingerprint differs.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--allow", multiple=True, metavar="ID",
-              help="Allow an overridable guard (never FG002, FG005, FG006, FG011-FG013).")
+@click.option("--allow", multiple=True, metavar="ID", callback=_check_allow,
+              help="Accept an overridable guard (FG001, FG003, FG004, FG007-FG010); "
+                   "repeatable. Never FG002, FG005, FG006, FG011-FG013.")
 @click.option("--fl-quiesced", is_flag=True, help="Confirm no FL training runs (FG007).")
 @click.option("--dry-run", is_flag=True,
               help="Plan and show what each action would do; change nothing anywhere.")
@@ -451,11 +466,18 @@ def demo(keep: bool) -> None:
     """Run the whole loop against an embedded sandbox (a local AWS emulator, the stand-in
     FLIP hub and local trust hosts). No AWS account needed.
     """
+    import importlib.util
+
+    # moto is imported only once the sandbox starts, so look for it before anything runs.
+    missing = next((m for m in ("moto", "flask") if importlib.util.find_spec(m) is None), None)
     try:
         from flipgitops.sandbox.demo import run_demo
     except ImportError as exc:
-        _fail(f"the demo needs the sandbox extra ({exc.name} is not installed): install "
-              "flipgitops[sandbox], or run it from a clone with `uv run flipgitops demo`", 1)
+        missing = exc.name or "part of the sandbox"
+    if missing is not None:
+        _fail(f"the demo needs the sandbox extra ({missing} is not installed): install "
+              "'flipgitops[sandbox]' (pip install 'flipgitops[sandbox]', uv tool install "
+              "'flipgitops[sandbox]'), or run it from a clone with `uv run flipgitops demo`", 1)
         return
     sys.exit(run_demo(keep=keep, echo=click.echo))
 

@@ -1,6 +1,6 @@
 """Trust hosts reached over real SSH with become: one network namespace, sshd and login user
-per host (DESIGN §8: "Trust hosts over real SSH: sshd in network namespaces made by the
-tests (`ip netns`, veth, addresses of those namespaces only), with become").
+per host (docs/architecture.md §8: trust hosts over real SSH: sshd in network namespaces made
+by the tests (`ip netns`, veth, addresses of those namespaces only), with become).
 
 Each host gets
 - a namespace `fgtest-<run>-<i>` with loopback up and one end of a veth pair; the pair has a

@@ -420,6 +420,22 @@ GUARDS: tuple[Guard, ...] = (
 GUARDS_BY_ID: dict[str, Guard] = {g.id: g for g in GUARDS}
 
 
+def allow_problem(guard_id: str) -> str | None:
+    """Why ``--allow <guard_id>`` would accept nothing (None when it names an overridable
+    guard). An unknown or never-overridable id is refused rather than ignored: an operator
+    who typed `--allow FG03` believes a guard is accepted that is not."""
+    guard = GUARDS_BY_ID.get(guard_id)
+    if guard is None:
+        near = GUARDS_BY_ID.get(guard_id.strip().upper())
+        hint = f" (did you mean {near.id}?)" if near else ""
+        known = ", ".join(g.id for g in GUARDS if g.overridable)
+        return f"{guard_id!r} is not a guard{hint}; overridable guards: {known}"
+    if not guard.overridable:
+        how = "" if guard.how == "never" else f" ({guard.how})"
+        return f"{guard.id} ({guard.title}) is not overridable: --allow cannot accept it{how}"
+    return None
+
+
 def _resolve(found: list[Violation], options: PlanOptions) -> tuple[Violation, ...]:
     unique = {(v.guard, v.target, v.message): v for v in found}
     out = []

@@ -1,4 +1,4 @@
-"""Document rules of DESIGN.md §2 that a single field cannot check on its own.
+"""Document rules of docs/architecture.md §3 that a single field cannot check on its own.
 
 They run on plain data (the validated model dumped, or the raw YAML when the model could not
 be built), so a file with a misspelled key still gets its private IPs and prod rules
@@ -114,7 +114,7 @@ def check_manifest(manifest: Manifest, filename: str | None = None) -> list[Issu
 
 
 def check_document(data: Any, stem: str | None, where: Where | None = None) -> list[Issue]:
-    """Every cross-field rule of DESIGN.md §2 over plain manifest data.
+    """Every cross-field rule of docs/architecture.md §3 over plain manifest data.
 
     `where` gives the line of a path so duplicate messages can name the first occurrence.
     """

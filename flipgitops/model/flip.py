@@ -73,8 +73,8 @@ def image_repository(image: str) -> str:
     return f"{head}/{repo}" if head else repo
 
 
-# flipgitops' own rule for trust names (DESIGN §2); a name from live state that does not
-# fit is never handed to a FLIP script.
+# flipgitops' own rule for trust names (docs/architecture.md §3); a name from live state
+# that does not fit is never handed to a FLIP script.
 TRUST_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 TRUST_CODE_RE: Final = re.compile(r"[A-Z0-9]{2,16}")
 

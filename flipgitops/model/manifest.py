@@ -1,4 +1,4 @@
-"""The environment manifest (`environments/<env>.yaml`), as docs/architecture.md §2 fixes it.
+"""The environment manifest (`environments/<env>.yaml`), as docs/architecture.md §3 fixes it.
 
 Models are frozen and strict: unknown keys are errors, and booleans, numbers and strings are
 taken only as what they are (`"no"` is not false, `"1"` is not 1), so a value reads the same

@@ -124,7 +124,8 @@ class ObservedCognito(Frozen):
 
 
 class ObservedRegistryEra(Frozen):
-    """Which trust registry the live hub keeps (DESIGN §3, FG011), and why we think so."""
+    """Which trust registry the live hub keeps (docs/architecture.md §4, FG011), and why we
+    think so."""
 
     era: Registry
     evidence: str  # e.g. "FLIP_API has trust_api_key_hashes"

@@ -1,4 +1,4 @@
-"""A trust's whole life over real SSH with become (DESIGN §8, issue 15): the real CLI
+"""A trust's whole life over real SSH with become (docs/architecture.md §8, issue 15): the real CLI
 onboards two trusts on hosts that are sshd in network namespaces, upgrades them in lockstep
 (hub_tag, fl_tag and flip.ref v2.3.0 -> v2.4.0, `--fl-quiesced`) and decommissions one,
 and after every step a fresh `plan` finds nothing to do.

@@ -1,6 +1,6 @@
 """parse_manifest never raises anything but ManifestError, whatever text it is given.
 
-One property (DESIGN.md §8), fed from every kind of input a manifest can arrive as:
+One property (docs/architecture.md §8), fed from every kind of input a manifest can arrive as:
 - arbitrary text, and YAML-ish documents generated as data and dumped (block, flow, JSON);
 - structural mutations of a small valid manifest (keys deleted, values replaced by random
   types) and character-level edits of its text (YAML punctuation, tags, anchors, NULs);

@@ -1,4 +1,5 @@
-"""Every document rule of DESIGN.md §2: one case where it fires, one where it does not."""
+"""Every document rule of docs/architecture.md §3: one case where it fires, one where it
+does not."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 them with become: sudo that asks for a password, strict host keys, nothing left running.
 
 The host in each test is sshd in a network namespace; the login user is not root and sudo
-asks it for a password (DESIGN §8). Facts are gathered through the real adapter
+asks it for a password (docs/architecture.md §8). Facts are gathered through the real adapter
 (`AnsibleHosts`, real ansible-runner runs over real ssh)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The JSON plan is the artifact `apply --plan` reads: it round-trips, re-renders to the same
-bytes, carries no full hash in its report-only ``changes`` (DESIGN §7: a plan file holds at
-most ``sha256:<12 hex>``), and a plan file that is not one we wrote is refused with one line
-per problem naming the action, never a traceback."""
+bytes, carries no full hash in its report-only ``changes`` (docs/architecture.md §7: a plan
+file holds at most ``sha256:<12 hex>``), and a plan file that is not one we wrote is refused
+with one line per problem naming the action, never a traceback."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Real plans to render: (manifest, observed) worlds built with tests/builders.py and
-planned by the real planner, one per flow a reviewer meets (DESIGN §5)."""
+planned by the real planner, one per flow a reviewer meets (docs/architecture.md §5)."""
 
 from __future__ import annotations
 
