@@ -237,15 +237,24 @@ class AnsibleHosts:
             got = (outcome.result or {}).get("steps")
             host_secrets = [v for item in per_host[trust]
                             for v in own_secrets.get(item["key"], ())]
+            stopped_at: str | None = None  # the first step the host did not report
             for item in per_host[trust]:
                 key = item["key"]
                 one = got.get(key) if isinstance(got, dict) else None
                 if isinstance(one, dict):
                     results[key] = _step_result(trust, kinds[key], one,
                                                 own_secrets.get(key, []))
+                elif stopped_at is not None:
+                    # The host run ended (cancelled, crashed, unreachable) before this
+                    # step: it never ran, so it is "not run", not a second failure.
+                    results[key] = HostResult(
+                        trust, False, False, f"not run: {trust}'s host run stopped at "
+                        f"{stopped_at}", skipped_after=stopped_at)
                 elif outcome.result is not None and outcome.result.get("failed"):
+                    stopped_at = key
                     results[key] = _result(kinds[key], trust, outcome, host_secrets)  # crashed
                 else:  # the host never reported this step: why the whole host stopped
+                    stopped_at = key
                     results[key] = _result(kinds[key], trust, replace(outcome, result=None),
                                            host_secrets)
         return results

@@ -498,7 +498,10 @@ FACTS: tuple[Fact, ...] = (
          + (" (flipgitops registered it but the hub no longer lists it)"
             if w.reg(s.name or "") is Reg.LOST else "")),
     Fact("trust.key_held", "trust", None, "medium",
-         applies=lambda w, s: w.era_matches and w.reg(s.name or "") is Reg.NOT_HELD,
+         # A trust with a host only: flipgitops leaves that host alone. A TRE (no host) whose
+         # key is not held is in sync with the hub; the plan says so in a note.
+         applies=lambda w, s: w.era_matches and w.reg(s.name or "") is Reg.NOT_HELD
+         and _t(s).has_host,
          want=lambda w, s: True, have=lambda w, s: False,
          message=lambda w, s, want, have: f"{s.name} is registered on the hub but its key is "
          "not held by flipgitops: it cannot redeliver that key",

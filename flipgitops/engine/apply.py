@@ -528,12 +528,15 @@ class _Chain:
             run.progress.started(action)
             journal.start(action)
         outcomes, skipped = self._execute(waves)
+        interrupted = _stop(run, result, journal) == INTERRUPTED
         for index, actions in waves:
             run.progress.start_wave(index, self.total, actions)
             for action in actions:
                 if action.id in skipped:
                     culprits = _failed_behind(action, result.failed, self.blocked_by)
-                    if culprits:
+                    if interrupted:
+                        _not_run(action, INTERRUPTED, result, journal)
+                    elif culprits:
                         self.blocked_by[action.id] = culprits
                         _not_run(action, "depends on failed " + ", ".join(culprits), result,
                                  journal)
@@ -570,6 +573,8 @@ class _Chain:
                     outcomes.update((a.id, Outcome(False, False, message)) for a in group)
                     continue
                 batches.append(batch)
+                if batch.tasks:
+                    ctx.report(f"{batch.kind}: {len(batch.tasks)} host(s)")
                 for action_id, task in batch.tasks.items():
                     after = tuple(d for d in self.plan.action(action_id).depends_on
                                   if d in in_chain)

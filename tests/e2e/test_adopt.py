@@ -10,7 +10,9 @@ manifest is a starting one, placeholders wherever adopt can find out. Then:
 - `adopt --write` produces a manifest that validates, escrows the two good hosts' kits (and
   nothing for the tre trust or the wrong key), records the ledger, and names what it does
   not hold;
-- `plan` then exits 0: nothing rotated, restarted, redelivered or re-registered;
+- `plan` then plans nothing (nothing rotated, restarted, redelivered or re-registered) and
+  finds nothing out of sync but the wrong-key host, whose trust-api the hub rejects (so it
+  exits 2, as drift does for that host);
 - the hub and the hosts are byte for byte as they were (hashed before and after);
 - adopting again changes nothing; no secret appears in any output or in the manifest.
 """
@@ -253,12 +255,18 @@ def test_adopt_takes_over_a_flip_deployment_without_touching_a_trust(
         "Trust_1": (True, "adopt"), "Trust_2": (True, "adopt"),
         "Trust_3": (False, "adopt"), "Trust_4": (False, "adopt")}
 
-    # plan leaves the world alone
+    # plan leaves the world alone. The trusts FLIP set up are in sync (the TRE whose key
+    # flipgitops does not hold is a note, not drift); the one finding is the host whose kit
+    # key the hub rejects: its trust-api gets 401s, so plan (like drift) exits 2 for it.
     plan = box.cli("plan", "--env", ENV, extra_env=env)
     outputs.append(plan.text)
-    assert plan.code == 0, plan.text
+    assert plan.code == 2, plan.text
     assert "Plan: 0 actions" in plan.out
     assert "Trust_4 is registered on the hub but its key is not held by flipgitops" in plan.out
+    advisories = plan.out.split("Advisories (reported, never acted on):\n", 1)[1]
+    advisories = advisories.split("\n\n", 1)[0].strip().splitlines()
+    assert advisories and all(WRONG_KEY in line for line in advisories), advisories
+    assert any("rejected by the hub" in line for line in advisories), advisories
 
     # adopting again changes nothing
     again = box.cli("adopt", "--env", ENV, "--write", "--format", "json", extra_env=env)

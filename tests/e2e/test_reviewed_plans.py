@@ -58,7 +58,12 @@ def _aws_world(box: Sandbox) -> dict[str, Any]:
         "flip-api", "fl-api-net-1", "fl-server-net-1"])["services"]
     rules = sorted(json.dumps(g["IpPermissions"], sort_keys=True)
                    for g in ec2.describe_security_groups()["SecurityGroups"])
-    tasks = sorted(ecs.list_tasks(cluster="flip-cluster")["taskArns"])
+    # One-off tasks only: the stand-in's ECS scheduler starts a service's tasks on its own
+    # clock (as ECS does), which a loaded machine can put inside the dry run.
+    arns = ecs.list_tasks(cluster="flip-cluster")["taskArns"]
+    described = ecs.describe_tasks(cluster="flip-cluster", tasks=arns)["tasks"] if arns else []
+    tasks = sorted(t["taskArn"] for t in described
+                   if not str(t.get("group", "")).startswith("service:"))
     return {"objects": objects, "params": params, "tds": tds, "tasks": tasks, "rules": rules,
             "services": sorted((s["serviceName"], s["taskDefinition"],
                                 [d["id"] for d in s["deployments"]]) for s in services)}

@@ -140,6 +140,8 @@ class Crashes:
         done: list[str] = []
         for position in kill_at:
             step = position - len(done)
+            if step < 1:  # that boundary was passed inside one group of an earlier kill
+                continue
             where = f"{self.registry} {flow.name}, killed after {flow.order[position - 1]}"
             journal = self._apply(flow, where, {"FLIPGITOPS_FAULT_EXIT_AFTER": str(step)},
                                   FAULT_EXIT)
@@ -180,8 +182,13 @@ class Crashes:
             assert len(done) == len(flow.order), f"{where}: stopped early at {done}"
             return
         start = next(e for e in events if e["event"] == "run.start")
-        assert start["actions"] == len(flow.order) - len(done), \
-            f"{where}: planned {start['actions']} actions with {done} already done"
+        # A killed run's last group may have finished more than it journaled: a wave's
+        # register_trust tasks run at once, and consecutive host waves are one Ansible run,
+        # so the kill after the group's first journal line finds the rest done in the world.
+        # Those are the next actions in FLIP's order, and the rerun must not plan them.
+        ahead = len(flow.order) - len(done) - int(start["actions"])  # type: ignore[call-overload]
+        assert ahead >= 0, f"{where}: planned {start['actions']} actions with {done} done"
+        done += flow.order[len(done):len(done) + ahead]
         failed = [e for e in events if e["event"] in ("action.failure", "action.not_run")]
         assert not failed, f"{where}: {failed}"
         finished = [str(e["action"]) for e in events if e["event"] == "action.finish"]

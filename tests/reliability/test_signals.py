@@ -158,8 +158,9 @@ def test_the_state_bucket_deleted_mid_apply_is_reported_without_a_traceback(
     err = live.err
     assert code == 1, live.text
     assert "Traceback" not in live.text
+    # write_kit_file, start_stack and verify are one host run (one boundary): it finishes,
+    # then the unwritable journal stops the run instead of letting it claim convergence.
     assert "Completed: host.write_kit_file:Trust_1" in err
-    assert "Not run: host.start_stack:Trust_1 (the run's journal could not be written)" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: stopped: the run's journal could not be written"), err
     assert f"s3://{state.bucket}" in last and "rerun apply" in last

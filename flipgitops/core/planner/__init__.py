@@ -25,7 +25,7 @@ from flipgitops.core.planner.context import Ctx
 from flipgitops.core.planner.decide import decide
 from flipgitops.core.planner.fragment import Fragment, PlanningError, assemble, planned
 from flipgitops.core.terraform_plan import TerraformPlanFormatError, parse_plan
-from flipgitops.core.world import World
+from flipgitops.core.world import Reg, World
 from flipgitops.model import flip
 from flipgitops.model.actions import ActionKind, DeployImagesParams
 from flipgitops.model.manifest import Manifest
@@ -105,6 +105,16 @@ def _report(ctx: Ctx, rekeyed: frozenset[str]) -> Fragment:
         and (h.fl_kit.date, h.fl_kit.backend) != (kits.date, w.d.hub.fl_backend)
         for t in w.active_hosted)
     for t in w.present:
+        if (w.era_matches and not w.recreating and w.reg(t.name) is Reg.NOT_HELD
+                and not t.has_host):
+            # Not drift (a hosted trust's is: its host is left alone, `trust.key_held`): the
+            # hub and the TRE agree (adopt's usual outcome, FLIP handed its key over once);
+            # only flipgitops cannot hand the key out again.
+            rotate = ", --allow FG009" if w.registry == "database" else ""
+            f.note(f"{t.name} is registered on the hub but its key is not held by flipgitops: "
+                   "it cannot redeliver that key (run `flipgitops adopt` where a kit file holds "
+                   f"it; otherwise rotating it, credentials_generation + 1{rotate}, is a "
+                   "separate, explicit decision)")
         if t.kind == "tre" or not t.has_host:
             command = (f"`flipgitops kit --env {env} --trust {t.name} --out "
                        f"{t.name}-kit.tar.gz` (a 0600 archive of its kit file and FL kit, as "
