@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -284,31 +285,52 @@ def observe_hub(manifest: Manifest, clients: Clients, endpoints: Endpoints | Non
     """
     hub = manifest.hub
     ep = endpoints if endpoints is not None else endpoints_from_env()
-    account = observe_account(clients)
-    secret, doc = hub_secret.observe_secret(clients, hub.secret)
-    services = observe_services(clients, manifest, doc)
-    era = registry_era(doc, services)
-    if era.era != "secret":
-        services = {r: s.model_copy(update={"loaded_current": None})
-                    for r, s in services.items()}
-    pool = observe_slot_pool(clients)
-    slots = {*(pool or ()), *(t.fl_kit_slot for t in manifest.trusts if t.fl_kit_slot),
-             *known_slots}
-    return ObservedHub(
-        account_id=account,
-        region=clients.region,
-        allowlist=observe_allowlist(clients, hub.fl_server.security_group, hub.fl_server.port,
-                                    hub.fl_server.rule_quota),
-        secret=secret,
-        services=services,
-        database=observe_database(clients, hub.database.identifier),
-        cognito=observe_cognito(clients, hub.cognito.user_pool),
-        registry=era,
-        slot_pool=pool,
-        kits=observe_kits(clients, hub.fl_kits.bucket, hub.fl_kits.date, hub.fl_backend,
-                          slots),
-        admin=observe_admin(manifest, clients, ep),
-    )
+
+    def registry_side() -> tuple[Any, dict[Any, Any], Any]:
+        secret, doc = hub_secret.observe_secret(clients, hub.secret)
+        services = observe_services(clients, manifest, doc)
+        era = registry_era(doc, services)
+        if era.era != "secret":
+            services = {r: s.model_copy(update={"loaded_current": None})
+                        for r, s in services.items()}
+        return secret, services, era
+
+    def kit_side() -> tuple[Any, Any]:
+        pool = observe_slot_pool(clients)
+        slots = {*(pool or ()), *(t.fl_kit_slot for t in manifest.trusts if t.fl_kit_slot),
+                 *known_slots}
+        return pool, observe_kits(clients, hub.fl_kits.bucket, hub.fl_kits.date,
+                                  hub.fl_backend, slots)
+
+    # The reads are independent (two short chains and five single reads), so they run at
+    # once: an observation costs about its slowest chain, not the sum of every round trip.
+    # boto3 clients are thread-safe; `Clients` creates them under a lock. Results are taken
+    # in the order the reads used to run, so the first error reported is the same one.
+    with ThreadPoolExecutor(max_workers=7, thread_name_prefix="observe-hub") as pool:
+        account = pool.submit(observe_account, clients)
+        registry = pool.submit(registry_side)
+        kits = pool.submit(kit_side)
+        allowlist = pool.submit(observe_allowlist, clients, hub.fl_server.security_group,
+                                hub.fl_server.port, hub.fl_server.rule_quota)
+        database = pool.submit(observe_database, clients, hub.database.identifier)
+        cognito = pool.submit(observe_cognito, clients, hub.cognito.user_pool)
+        admin = pool.submit(observe_admin, manifest, clients, ep)
+        account_id = account.result()
+        secret, services, era = registry.result()
+        slot_pool, kit_listing = kits.result()
+        return ObservedHub(
+            account_id=account_id,
+            region=clients.region,
+            allowlist=allowlist.result(),
+            secret=secret,
+            services=services,
+            database=database.result(),
+            cognito=cognito.result(),
+            registry=era,
+            slot_pool=slot_pool,
+            kits=kit_listing,
+            admin=admin.result(),
+        )
 
 
 class AwsHubReader:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -176,12 +177,17 @@ class Clients:
         self.counter = counter
         self._config = client_config(max_attempts)
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def region(self) -> str | None:
         return self.session.region_name
 
     def client(self, service: str) -> Any:
+        with self._lock:  # a boto3 Session is not thread-safe; the clients it makes are
+            return self._client(service)
+
+    def _client(self, service: str) -> Any:
         if service not in self._clients:
             try:
                 made = self.session.client(service, config=self._config)  # type: ignore[call-overload]

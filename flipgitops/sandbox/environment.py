@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from ruamel.yaml import YAML
 
+from flipgitops.adapters.waiting import WAITS_ENV
 from flipgitops.sandbox.flip import trust_api
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
@@ -137,7 +138,10 @@ class Sandbox:
                if not k.startswith(("AWS_", "FLIPGITOPS_")) or k == "AWS_CA_BUNDLE"}
         env.update(SANDBOX_ENV)
         env.update({"AWS_ENDPOINT_URL": self.moto.url, "NO_COLOR": "1",
-                    "FLIPGITOPS_ENDPOINTS": self.hub.endpoints_json})
+                    "FLIPGITOPS_ENDPOINTS": self.hub.endpoints_json,
+                    # The stand-in hub settles in about a second: look again every second
+                    # at most (FLIP's hub, minutes to settle, keeps the default six).
+                    WAITS_ENV: json.dumps({"interval": 1})})
         env.update(extra or {})
         return env
 
