@@ -69,10 +69,11 @@ def public_ips() -> Iterator[str]:
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float, float]:
-    """(result, wall seconds, CPU seconds of this process)."""
-    wall, cpu = time.perf_counter(), time.process_time()
+    """(result, wall seconds, CPU seconds of the calling thread): an in-process emulator
+    (moto, the stand-in hub) works in other threads, and its work is not ours."""
+    wall, cpu = time.perf_counter(), time.thread_time()
     out = fn()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
+    return out, time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def best_of(n: int, fn: Callable[[], T]) -> tuple[T, float, float]:
@@ -92,3 +93,4 @@ def ratio(a: float, b: float) -> float:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
+
