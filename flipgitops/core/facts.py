@@ -693,8 +693,18 @@ FACTS: tuple[Fact, ...] = (
 FACTS_BY_ID: dict[str, Fact] = {f.id: f for f in FACTS}
 
 
+_CACHE = "_fact_values"
+
+
 def evaluate(world: World) -> tuple[FactValue, ...]:
-    """Every fact value of this world, in table order then subject order."""
+    """Every fact value of this world, in table order then subject order.
+
+    A World is immutable and the planner, the diff, the guards and the fingerprint all read
+    its facts, so they are computed once per World (kept on the instance, like its
+    cached properties) instead of once per reader."""
+    cached: tuple[FactValue, ...] | None = world.__dict__.get(_CACHE)
+    if cached is not None:
+        return cached
     out: list[FactValue] = []
     for fact in FACTS:
         subjects = _roles(world) if fact.per_role else SUBJECTS[fact.scope](world)
@@ -706,7 +716,9 @@ def evaluate(world: World) -> tuple[FactValue, ...]:
                 continue
             out.append(FactValue(fact, subject, fact.want(world, subject),
                                  fact.have(world, subject)))
-    return tuple(out)
+    values = tuple(out)
+    world.__dict__[_CACHE] = values  # a frozen dataclass's __dict__, as cached_property uses
+    return values
 
 
 def differing(world: World) -> tuple[FactValue, ...]:

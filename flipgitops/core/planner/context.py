@@ -26,9 +26,26 @@ class Ctx:
     def has_gap(self, fact_id: str, name: str | None = None) -> bool:
         return (fact_id, name) in self.gaps
 
+    @cached_property
+    def _by_fact(self) -> dict[str, list[FactValue]]:
+        out: dict[str, list[FactValue]] = {}
+        for (fid, _), v in sorted(self.gaps.items(), key=lambda kv: str(kv[0])):
+            out.setdefault(fid, []).append(v)
+        return out
+
+    @cached_property
+    def _by_subject(self) -> dict[str | None, frozenset[str]]:
+        out: dict[str | None, set[str]] = {}
+        for fid, who in self.gaps:
+            out.setdefault(who, set()).add(fid)
+        return {who: frozenset(ids) for who, ids in out.items()}
+
     def gaps_of(self, fact_id: str) -> list[FactValue]:
-        return [v for (fid, _), v in sorted(self.gaps.items(), key=lambda kv: str(kv[0]))
-                if fid == fact_id]
+        return list(self._by_fact.get(fact_id, ()))
+
+    def facts_differing_for(self, name: str | None) -> frozenset[str]:
+        """The ids of the differing facts about one trust (or hub role)."""
+        return self._by_subject.get(name, frozenset())
 
     def leaving(self, name: str) -> bool:
         """A trust this plan takes away: decommissioned, or unmanaged with --prune."""

@@ -63,7 +63,7 @@ def chains(ctx: Ctx, dec: Decisions, opens: dict[str, str], prior: frozenset[str
 
 
 def _gaps(ctx: Ctx, name: str) -> frozenset[str]:
-    return frozenset(fid for (fid, who) in ctx.gaps if who == name)
+    return ctx.facts_differing_for(name)
 
 
 def _chain(ctx: Ctx, dec: Decisions, opens: dict[str, str], prior: frozenset[str],
