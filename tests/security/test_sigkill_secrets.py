@@ -39,11 +39,13 @@ pytestmark = pytest.mark.slow
 
 TRUSTS = (TrustSpec("Trust_1", "GSTT", "203.0.113.11", region="London"),)
 APPLY = ("apply", "--env", "dev", "--yes")
-# (what shows on the apply's output, seconds to wait after it) before the SIGKILL
+# (what shows on the apply's output, seconds to wait after it) before the SIGKILL. The host
+# steps are one chain (one Ansible run, every kind's line printed as it starts): the second
+# kill lands while Ansible starts, the third inside the host's steps (kit file, stack).
 KILL_POINTS = (
     (r"waiting for register_trust Trust_1", 0.5),
+    (r"host\.provision: 1 host\(s\)", 0.3),
     (r"host\.write_kit_file: 1 host\(s\)", 1.5),
-    (r"host\.start_stack: 1 host\(s\)", 1.0),
 )
 
 
@@ -139,7 +141,9 @@ def test_sigkill_at_any_point_of_an_apply_leaves_no_secret_behind(box: Sandbox) 
     tmp = hosts_adapter._short_tmp()
     t0 = time.monotonic()
     final = box.cli(*APPLY, extra_env=env)
-    assert final.code == 0 and "converged:" in final.out, final.text
+    # "no changes" when the last kill landed after the host chain had done its steps
+    assert final.code == 0 and ("converged:" in final.out or "no changes" in final.out), \
+        final.text
     timings["converge"] = time.monotonic() - t0
     left = [n for n in os.listdir(tmp) for pid in dead
             if n.startswith(f"{hosts_adapter.PRIVATE_PREFIX}{pid}-")]
