@@ -34,7 +34,6 @@ EXPECTED_STEPS = [
     ("validate", 0),
     ("plan --env dev", 2),
     ("apply --env dev --yes", 0),
-    ("plan --env dev", 0),
     ("drift --env dev", 2),
     ("plan --env dev", 3),
     ("apply --env dev --yes", 0),
@@ -147,6 +146,8 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     assert all(t in onboarding for t in ("Trust_1", "Trust_2", "Trust_3"))
     assert "registry.register" in onboarding
     # Step 4: drift names the host whose trust-api was stopped by hand, and only it.
+    # Step 3: apply converges, which it says only when its own fresh plan is empty.
+    assert "converged: " in _section(out, 3)
     drift = _section(out, 4)
     assert "docker stop trust1-trust-api-1" in drift
     assert "host:Trust_1" in drift and "host:Trust_2" not in drift

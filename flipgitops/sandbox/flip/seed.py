@@ -25,6 +25,7 @@ import base64
 import json
 import secrets
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -131,7 +132,27 @@ def seed_hub(
 
     c = _Clients(hub.moto_url, hub.region)
 
-    vpc_id, subnets, nat_ip = _network(c, hub.region)
+    def kits() -> None:
+        _create_bucket(c, h.fl_kits.bucket, hub.region)
+        for date in dates:
+            if h.fl_backend == "flower":
+                write_flower_kits(c.s3, h.fl_kits.bucket, date, len(pool))
+            else:
+                write_nvflare_kits(c.s3, h.fl_kits.bucket, date, pool, fl_host=h.fl_hostname,
+                                   fl_port=h.fl_server.port)
+
+    def identity_and_database() -> tuple[tuple[str, str], tuple[str, str]]:
+        return _cognito(c, manifest), _database(c, manifest)
+
+    # The kit bucket, Cognito and the database need nothing from the network, and moto's
+    # first EC2 call builds its whole EC2 backend (about two seconds): do them meanwhile.
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seed")
+    kits_done = background.submit(kits)
+    idb_done = background.submit(identity_and_database)
+    try:
+        vpc_id, subnets, nat_ip = _network(c, hub.region)
+    finally:
+        background.shutdown(wait=True)
     groups, nlb_name = _security_groups(c, vpc_id, h.fl_server.port, nat_ip)
     if existing_rules:
         _terraform_trust_rules(c, groups["nlb"], h.fl_server.port,
@@ -158,19 +179,11 @@ def seed_hub(
         c.logs.create_log_group(logGroupName=group)
         c.logs.put_retention_policy(logGroupName=group, retentionInDays=90)
 
-    _create_bucket(c, h.fl_kits.bucket, hub.region)
-    for date in dates:
-        if h.fl_backend == "flower":
-            write_flower_kits(c.s3, h.fl_kits.bucket, date, len(pool))
-        else:
-            write_nvflare_kits(c.s3, h.fl_kits.bucket, date, pool, fl_host=h.fl_hostname,
-                               fl_port=h.fl_server.port)
-
+    kits_done.result()
     images = _images(manifest)
     _publish(hub, manifest, images)
 
-    pool_id, client_id = _cognito(c, manifest)
-    db_arn, db_host = _database(c, manifest)
+    (pool_id, client_id), (db_arn, db_host) = idb_done.result()
     env = _flip_api_env(manifest, pool_id, client_id, db_host, era, chosen, extra_flip_api_env)
     arns = _task_definitions(c, manifest, images, env, secret_arn)
     roles = {"flip_api": h.ecs.services.flip_api, "fl_api": h.ecs.services.fl_api,
