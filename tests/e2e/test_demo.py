@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -181,7 +182,9 @@ def test_demo_keep_serves_the_sandbox_until_interrupted() -> None:
         out = "\n".join(lines)
         assert "Demo complete" in out, out[-6000:]
         # The printed instructions work: the kept sandbox is converged, so a plan is empty.
-        exports = dict(re.findall(r"^  export (\w+)=(\S+)$", out, flags=re.MULTILINE))
+        # Read the way a shell would (values are shell-quoted, JSON ones hold spaces).
+        exports = dict(shlex.split(line)[1].split("=", 1) for line in out.splitlines()
+                       if line.startswith("  export "))
         cd = re.search(r"^  cd (\S+)$", out, flags=re.MULTILINE)
         assert cd and "AWS_ENDPOINT_URL" in exports and exports["AWS_ACCESS_KEY_ID"] == "testing"
         plan = subprocess.run(
