@@ -23,18 +23,12 @@ from typing import Any
 import boto3
 
 from flipgitops.sandbox.environment import REGION, Run, Sandbox
+from flipgitops.sandbox.flip.procedures import FL_BACKEND_EXPORTS
 from flipgitops.sandbox.moto_server import SANDBOX_ENV
 
-# deploy/fl_backend.mk@2941e84d: what trust/Makefile exports to compose for each backend.
-BACKEND_EXPORTS = {
-    "nvflare": {"DOCKER_FL_API_NAME": "flare-fl-api", "DOCKER_FL_SERVER_NAME": "flare-fl-server",
-                "DOCKER_FL_CLIENT_NAME": "flare-fl-client",
-                "FL_PROVISIONED_DIR": "fl-services/nvflare/provision/workspace-dev",
-                "FL_JOBS_DIR": "jobs"},
-    "flower": {"DOCKER_FL_API_NAME": "flower-fl-api", "DOCKER_FL_SERVER_NAME": "flower-superlink",
-               "DOCKER_FL_CLIENT_NAME": "flower-supernode",
-               "FL_PROVISIONED_DIR": "fl-services/flower/provision/creds", "FL_JOBS_DIR": "jobs"},
-}
+# deploy/fl_backend.mk@2941e84d: what trust/Makefile exports to compose for each backend
+# (one table, the stand-in FLIP's, which plays FLIP's Makefile).
+BACKEND_EXPORTS = FL_BACKEND_EXPORTS
 
 
 @dataclass

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import boto3
 import pytest
 
 from flipgitops.cli import EPILOG
+from flipgitops.sandbox.environment import Run
 from flipgitops.sandbox.moto_server import MotoServer
 from tests.conftest import REPO_ROOT
 
@@ -30,15 +30,7 @@ BUCKET = "flip-gitops-state-dev"
 LOCK_KEY = "flipgitops/locks/dev.json"
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
+Ran = Run  # the sandbox's record of one CLI run
 
 
 def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
