@@ -14,13 +14,13 @@ from tests.sshhosts import SshHosts, SshHostsError, skip_or_fail, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Hypothesis profiles: `dev` (default, quick) and `ci` (2,000 examples; .ci/run selects it).
+# Hypothesis profiles: `dev` (default, quick) and `ci` (1,000 examples; .ci/run selects it).
 _PROFILE = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "print_blob": True,
 }
-settings.register_profile("ci", max_examples=2000, **_PROFILE)  # type: ignore[arg-type]
+settings.register_profile("ci", max_examples=1000, **_PROFILE)  # type: ignore[arg-type]
 settings.register_profile("dev", max_examples=200, **_PROFILE)  # type: ignore[arg-type]
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

@@ -12,7 +12,8 @@ manifest is a starting one, placeholders wherever adopt can find out. Then:
   not hold;
 - `plan` then plans nothing (nothing rotated, restarted, redelivered or re-registered) and
   finds nothing out of sync but the wrong-key host, whose trust-api the hub rejects (so it
-  exits 2, as drift does for that host);
+  exits 2, as drift does for that host); once the operator mends that host the FLIP way
+  and adopts again, `plan` exits 0;
 - the hub and the hosts are byte for byte as they were (hashed before and after);
 - adopting again changes nothing; no secret appears in any output or in the manifest.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,10 @@ from typing import Any
 import pytest
 
 from flipgitops.sandbox.environment import DOMAIN, FlipWayTrust, Sandbox, TrustSpec, sandbox
+from flipgitops.sandbox.flip import procedures as fp
 from flipgitops.sandbox.flip.aws import client
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.e2e.hostside import set_kit_value
 
 pytestmark = pytest.mark.slow
 
@@ -287,3 +291,25 @@ def test_adopt_takes_over_a_flip_deployment_without_touching_a_trust(
         if t.kit_file is not None:
             assert not (box.flip_root(name) / ".flipgitops").exists()
     assert_no_secret([*outputs, box.manifest_path.read_text()], secrets)
+
+    # The operator mends the wrong-key host the FLIP way (the hub's key back in its kit
+    # file, `make up-trust` again); adopt then holds it too, and plan finds the deployment,
+    # FLIP-made from end to end, in sync: exit 0.
+    bad = flipway[WRONG_KEY]
+    assert bad.kit_file is not None
+    set_kit_value(bad.kit_file, "TRUST_API_KEY", seed.trust_keys[WRONG_KEY])
+    docker = shlex.split(box.docker(WRONG_KEY))
+    fp.up_trust(docker, bad.kit_file.parent, bad.kit_file, code="UCLH", ec2=False)
+    verdict = fp.wait_for_trust_api(docker, bad.kit_file.parent, bad.kit_file, code="UCLH",
+                                    ec2=False)
+    assert "Authenticated to hub as trust 'Trust_3'" in verdict, verdict
+    mended = box.cli("adopt", "--env", ENV, "--write", "--format", "json", extra_env=env)
+    assert mended.code == 0, mended.text
+    written = json.loads(mended.out)["written"]
+    assert written["ledger"] == [WRONG_KEY], mended.out
+    assert written["escrow"] == [f"/flipgitops/{ENV}/trusts/{WRONG_KEY}/kit",
+                                 f"/flipgitops/{ENV}/trusts/{WRONG_KEY}/local"], mended.out
+    in_sync = box.cli("plan", "--env", ENV, extra_env=env)
+    assert in_sync.code == 0, in_sync.text
+    assert "Plan: 0 actions" in in_sync.out and "Advisories" not in in_sync.out
+    assert_no_secret([mended.text, in_sync.text, box.manifest_path.read_text()], secrets)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -168,6 +170,7 @@ def seed_hub(
         secret_doc[fn.SECRET_TRUST_HASHES] = json.dumps(
             {n: sha256_hex(k) for n, k in trust_keys.items()})
     secret_arn = c.secrets.create_secret(Name=h.secret, SecretString=json.dumps(secret_doc))["ARN"]
+    secret_made = time.time()
 
     if era == "database":
         c.ssm.put_parameter(Name=fn.SLOT_POOL_PARAMETER, Type="String",
@@ -188,6 +191,10 @@ def seed_hub(
     arns = _task_definitions(c, manifest, images, env, secret_arn)
     roles = {"flip_api": h.ecs.services.flip_api, "fl_api": h.ecs.services.fl_api,
              "fl_server": h.ecs.services.fl_server}
+    # FLIP's Terraform takes minutes between the secret and the services. A seed faster than
+    # that could start flip-api in the second the secret was created (Secrets Manager dates
+    # to the second), a tie flipgitops rightly reads as "may not have loaded it".
+    time.sleep(max(0.0, math.floor(secret_made) + 1.05 - time.time()))
     _services(c, manifest, roles, arns, subnets, groups)
     if state_bucket:
         _create_bucket(c, manifest.state.bucket, hub.region)
