@@ -84,6 +84,7 @@ def assert_archive_matches_host(op: Operator, archive: Path, trust: str) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the long lane: `pytest -m long`
 def test_nvflare_kits_reach_every_host_and_the_kit_export(tmp_path: Path,
                                                          moto: MotoServer) -> None:
     with sandbox(tmp_path / "box", trusts=TRUSTS, moto=moto, kit_dates=[D1, D2, D3]) as box:
@@ -199,6 +200,7 @@ def _nvflare(op: Operator) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the long lane: `pytest -m long`
 def test_flower_kits_reach_the_host_and_the_kit_export(tmp_path: Path,
                                                       moto: MotoServer) -> None:
     trust = TrustSpec("Trust_1", "GSTT", "203.0.113.11")

@@ -28,7 +28,7 @@ from flipgitops.sandbox.environment import REGION, Run, Sandbox, TrustSpec, sand
 from flipgitops.sandbox.flip.registry import split_image
 from flipgitops.sandbox.moto_server import MotoServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # the long lane: `pytest -m long`
 # The stand-in settles in about a second: wait for it, not for FLIP's 20 minutes.
 WAITS = {"FLIPGITOPS_WAITS": json.dumps({"stable_timeout": 20, "task_timeout": 60,
                                          "interval": 0.5})}

@@ -51,7 +51,8 @@ from tests.operator_reads import (
     trust_api_logs,
 )
 
-pytestmark = pytest.mark.slow  # each test is a whole lifecycle: ~4 min on 2 shared cores
+# Each test is a whole lifecycle (~2-4 min on 2 cores): the long lane, `pytest -m long`.
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 ENV = ("--env", "dev")
 HOST, TRE = "Trust_1", "Trust_2"
