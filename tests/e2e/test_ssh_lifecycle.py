@@ -41,7 +41,7 @@ from tests.sshhosts import (
     secrets_in,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # the long lane: `pytest -m long`
 
 TRUSTS = (TrustSpec("Trust_1", "GSTT", "203.0.113.11", region="London"),
           TrustSpec("Trust_2", "KCH", "203.0.113.12", kind="aws"))

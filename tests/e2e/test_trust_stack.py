@@ -53,6 +53,7 @@ def action_ids(plan: dict[str, object]) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the long lane: `pytest -m long`
 def test_a_trust_host_runs_flips_own_stack(tmp_path: Path, moto: MotoServer) -> None:
     with sandbox(tmp_path / "box", trusts=[TRUST], moto=moto) as box:
         op = Operator(box)
