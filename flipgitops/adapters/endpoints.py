@@ -15,12 +15,12 @@ because silently falling back to the real hub from a test would talk to producti
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from flipgitops.adapters.env_json import json_object_env
 from flipgitops.errors import AdapterError
 
 ENV_VAR = "FLIPGITOPS_ENDPOINTS"
@@ -75,21 +75,10 @@ def _str_map(value: object, where: str, *, urls: bool) -> dict[str, str]:
 
 def parse_endpoints(text: str | None) -> Endpoints:
     """Parse the variable's value; empty or unset means production (no overrides)."""
-    if text is None or not text.strip():
+    data = json_object_env(ENV_VAR, text, _KEYS, example='{"hub": "http://127.0.0.1:8080"}',
+                           unset_means="production", error=EndpointsError)
+    if data is None:
         return Endpoints()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise EndpointsError(
-            f"{ENV_VAR} is not valid JSON; expected an object such as "
-            '{"hub": "http://127.0.0.1:8080"}, or unset it for production'
-        ) from None
-    if not isinstance(data, dict):
-        raise EndpointsError(f"{ENV_VAR} must be a JSON object, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(_KEYS))
-    if unknown:
-        raise EndpointsError(f"{ENV_VAR} has unknown keys {', '.join(map(repr, unknown))}; "
-                             f"known: {', '.join(_KEYS)}")
     return Endpoints(
         hub=_url(data["hub"], "hub") if data.get("hub") is not None else None,
         registries=_str_map(data.get("registries", {}), "registries", urls=True),

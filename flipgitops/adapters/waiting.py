@@ -7,13 +7,13 @@ progress. The clock is injectable so tests wait milliseconds, not minutes.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from flipgitops.adapters.env_json import json_object_env
 from flipgitops.errors import AdapterError
 
 T = TypeVar("T")
@@ -77,20 +77,11 @@ def waits_from_env(environ: Mapping[str, str] | None = None) -> Waits:
         FLIPGITOPS_WAITS='{"stable_timeout": 1800, "interval": 10}'
 
     A malformed value is an error naming the key, never a silent default."""
-    text = (os.environ if environ is None else environ).get(WAITS_ENV, "")
-    if not text.strip():
+    data = json_object_env(WAITS_ENV, (os.environ if environ is None else environ).get(
+        WAITS_ENV), _WAIT_KEYS, example='{"stable_timeout": 1800}',
+        unset_means="FLIP's own bounds")
+    if data is None:
         return Waits()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise AdapterError(f"{WAITS_ENV} is not JSON; expected e.g. "
-                           '{"stable_timeout": 1800}, or unset it') from None
-    if not isinstance(data, dict):
-        raise AdapterError(f"{WAITS_ENV} must be a JSON object of seconds")
-    unknown = sorted(set(data) - set(_WAIT_KEYS))
-    if unknown:
-        raise AdapterError(f"{WAITS_ENV} has unknown keys {', '.join(map(repr, unknown))}; "
-                           f"known: {', '.join(_WAIT_KEYS)}")
     values: dict[str, float] = {}
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
