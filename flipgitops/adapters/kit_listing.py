@@ -5,8 +5,10 @@ nvflare kits are ``fl-flare-participant-kits/<date>/net-1/services/<slot>/{start
 one directory per slot; flower kits are ``fl-flower-participant-kits/<date>/net-1/`` with a
 shared ``certificates/ca.crt`` and one ``keys/supernode_credentials_<N>`` per slot number.
 Each slot's slice gets a fingerprint over (key, ETag, size), so a new kit — new
-certificates under the same names — is seen without downloading anything, and the number
-of calls grows with the bucket's objects (1,000 per page), never per trust. The recipe is
+certificates under the same names — is seen without downloading anything. The number of
+calls grows with the bucket's objects (1,000 per page): an nvflare slot holds about a dozen,
+so the listing takes one more page per ~80 trusts — the one AWS read of an observation that
+grows with the trusts. The recipe is
 the host modules' (module_utils/flipgitops_host/flkit.py `listing_fingerprint`), so a host
 can recompute it from its own files when every ETag of the slice is an MD5 (`etag_md5`).
 """
