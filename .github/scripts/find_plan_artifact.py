@@ -2,8 +2,10 @@
 
 commit -> the merged pull request associated with it -> the latest successful run of the
 plan workflow for that pull request's head commit -> its ``flipgitops-plan-<env>`` artifact.
-Writes ``found``, ``run-id``, ``artifact`` and ``pr`` to $GITHUB_OUTPUT; ``found=false``
-(not an error) when any link is missing, so apply falls back to a fresh, guarded plan.
+Writes ``found``, ``run-id``, ``artifact``, ``pr`` and ``overrides`` (the flipgitops options
+the pull request's labels ask for, pr_overrides.py) to $GITHUB_OUTPUT; ``found=false`` (not
+an error) when any link is missing, so apply falls back to a fresh, guarded plan, which
+takes no overrides.
 
     find_plan_artifact.py --sha "$GITHUB_SHA" --env prod [--workflow plan.yml]
 """
@@ -15,6 +17,7 @@ import sys
 from typing import Any
 
 from gh_api import GitHub, GitHubError, write_outputs
+from pr_overrides import LabelError, label_names, overrides
 
 
 def artifact_name(env: str) -> str:
@@ -44,7 +47,7 @@ def pick_artifact(artifacts: list[dict[str, Any]], name: str) -> dict[str, Any] 
 
 
 def find(gh: GitHub, sha: str, env: str, workflow: str) -> dict[str, str]:
-    missing = {"found": "false", "run-id": "", "artifact": "", "pr": ""}
+    missing = {"found": "false", "run-id": "", "artifact": "", "pr": "", "overrides": ""}
     pr = pick_pr(gh.request("GET", gh.repo_path(f"commits/{sha}/pulls")) or [], sha)
     if pr is None:
         return missing
@@ -60,7 +63,18 @@ def find(gh: GitHub, sha: str, env: str, workflow: str) -> dict[str, str]:
                             {"name": name}, key="artifacts")
     if pick_artifact(artifacts, name) is None:
         return {**missing, "pr": str(pr["number"])}
-    return {"found": "true", "run-id": str(run["id"]), "artifact": name, "pr": str(pr["number"])}
+    return {"found": "true", "run-id": str(run["id"]), "artifact": name, "pr": str(pr["number"]),
+            "overrides": pr_flags(pr)}
+
+
+def pr_flags(pr: dict[str, Any]) -> str:
+    """The overrides the merged pull request's labels give; none when a label is not one
+    (plan.yml failed on it, so no reviewed plan carries it)."""
+    try:
+        return " ".join(overrides(label_names(pr.get("labels", []))))
+    except LabelError as exc:
+        print(f"::warning::{exc}; applying without overrides", file=sys.stderr)
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except GitHubError as exc:
         # Not finding the reviewed plan is safe (apply re-plans behind the guards); say why.
         print(f"::warning::reviewed plan lookup failed, will re-plan: {exc}", file=sys.stderr)
-        result = {"found": "false", "run-id": "", "artifact": "", "pr": ""}
+        result = {"found": "false", "run-id": "", "artifact": "", "pr": "", "overrides": ""}
     write_outputs(result)
     where = f"run {result['run-id']} of PR #{result['pr']}" if result["found"] == "true" else "none"
     print(f"reviewed plan for {args.env} at {args.sha[:12]}: {where}")

@@ -198,6 +198,21 @@ def check_reviewed(reviewed: Plan, fresh: Plan, plan_file: Path) -> None:
             f"the reviewed plan {plan_file} is stale: live state or the manifest changed since "
             f"it was made (reviewed {reviewed.fingerprint[:19]}, now {fresh.fingerprint[:19]}). "
             "Nothing was changed; run plan again, review it and apply the new plan")
+    # The fingerprint leaves the overrides out (the same decisions, whoever allows them), so
+    # the review is held to them here: an apply may not let through a guard the reviewer
+    # saw blocking. Fewer overrides need no check: the guards then refuse the plan.
+    unreviewed = sorted(_overridden(fresh) - _overridden(reviewed))
+    if unreviewed:
+        shown = ", ".join(f"{guard} on {target}" for guard, target in unreviewed[:6])
+        raise PlanMismatch(
+            f"the reviewed plan {plan_file} was not reviewed with the override(s) this apply "
+            f"gives ({shown}): nothing was changed. Apply it without them, or plan again "
+            "with the same --allow/--fl-quiesced so the review shows them overridden")
+
+
+def _overridden(plan: Plan) -> set[tuple[str, str]]:
+    """The guard findings a plan lets through, by guard and target."""
+    return {(v.guard, v.target) for v in plan.violations if v.allowed}
 
 
 class _Recorder:

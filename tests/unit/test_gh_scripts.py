@@ -36,6 +36,7 @@ plan_comment = _script("plan_comment")
 drift_issue = _script("drift_issue")
 find_plan = _script("find_plan_artifact")
 env_matrix = _script("env_matrix")
+pr_overrides = _script("pr_overrides")
 
 
 # --- a GitHub stand-in ----------------------------------------------------------------------
@@ -312,7 +313,9 @@ def test_pick_pr_run_and_artifact() -> None:
 def test_find_plan_artifact_follows_commit_pr_run_artifact(github: FakeGitHub,
                                                            tmp_path: Path) -> None:
     github.commit_pulls[MERGE_SHA] = [{"number": 42, "merged_at": "2026-11-19T10:00:00Z",
-                                       "merge_commit_sha": MERGE_SHA, "head": {"sha": HEAD_SHA}}]
+                                       "merge_commit_sha": MERGE_SHA, "head": {"sha": HEAD_SHA},
+                                       "labels": [{"name": "flipgitops:allow-FG008"},
+                                                  {"name": "documentation"}]}]
     github.runs = [_run(10, "success", "2026-11-19T09:00:00Z"),
                    _run(11, "success", "2026-11-19T09:20:00Z"),
                    _run(12, "failure", "2026-11-19T09:40:00Z")]
@@ -320,7 +323,8 @@ def test_find_plan_artifact_follows_commit_pr_run_artifact(github: FakeGitHub,
                             {"name": "flipgitops-plan-prod", "expired": False, "created_at": "1"}]
     assert find_plan.main(["--sha", MERGE_SHA, "--env", "prod"]) == 0
     assert _outputs(tmp_path) == {"found": "true", "run-id": "11",
-                                  "artifact": "flipgitops-plan-prod", "pr": "42"}
+                                  "artifact": "flipgitops-plan-prod", "pr": "42",
+                                  "overrides": "--allow FG008"}
 
     (tmp_path / "github_output").unlink()
     assert find_plan.main(["--sha", MERGE_SHA, "--env", "dev"]) == 0
@@ -328,7 +332,29 @@ def test_find_plan_artifact_follows_commit_pr_run_artifact(github: FakeGitHub,
 
     (tmp_path / "github_output").unlink()
     assert find_plan.main(["--sha", "e" * 40, "--env", "prod"]) == 0  # pushed without a PR
-    assert _outputs(tmp_path) == {"found": "false", "run-id": "", "artifact": "", "pr": ""}
+    assert _outputs(tmp_path) == {"found": "false", "run-id": "", "artifact": "", "pr": "",
+                                  "overrides": ""}
+
+
+def test_overrides_come_from_flipgitops_labels_only(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
+    names = ["bug", "flipgitops:fl-quiesced", "flipgitops:allow-FG008", "flipgitops:allow-FG003",
+             "flipgitops:allow-FG008"]
+    assert pr_overrides.overrides(names) == ["--allow", "FG003", "--allow", "FG008",
+                                             "--fl-quiesced"]
+    assert pr_overrides.overrides(["bug"]) == []
+    with pytest.raises(pr_overrides.LabelError, match="flipgitops:allow-FG0NN"):
+        pr_overrides.overrides(["flipgitops:allow-fg008"])
+    assert pr_overrides.main(["--labels-json", '[{"name": "flipgitops:fl-quiesced"}]']) == 0
+    assert _outputs(tmp_path) == {"flags": "--fl-quiesced"}
+    assert pr_overrides.main(["--labels-json", '[{"name": "flipgitops:allow-all"}]']) == 1
+    assert pr_overrides.main(["--labels-json", "{not json"]) == 1
+
+
+def test_a_merged_pr_with_a_label_that_is_no_override_applies_without_overrides() -> None:
+    assert find_plan.pr_flags({"labels": [{"name": "flipgitops:allow-everything"}]}) == ""
+    assert find_plan.pr_flags({}) == ""
 
 
 def test_scripts_run_on_a_bare_python(github: FakeGitHub, tmp_path: Path) -> None:

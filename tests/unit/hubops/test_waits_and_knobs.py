@@ -20,7 +20,8 @@ def test_waits_default_to_flips_bounds_and_take_overrides() -> None:
 
 
 @pytest.mark.parametrize(("value", "named"), [
-    ("nope", "FLIPGITOPS_WAITS is not valid JSON"), ("[1]", "JSON object, not list"), ('{"stable": 1}', "'stable'"),
+    ("nope", "FLIPGITOPS_WAITS is not valid JSON"), ("[1]", "JSON object, not list"),
+    ('{"stable": 1}', "'stable'"),
     ('{"interval": 0}', "interval"), ('{"interval": true}', "interval")])
 def test_malformed_waits_are_named(value: str, named: str) -> None:
     with pytest.raises(AdapterError, match=named):
