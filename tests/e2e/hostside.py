@@ -25,6 +25,7 @@ import boto3
 from flipgitops.sandbox.environment import REGION, Run, Sandbox
 from flipgitops.sandbox.flip.procedures import FL_BACKEND_EXPORTS
 from flipgitops.sandbox.moto_server import SANDBOX_ENV
+from tests.leaksearch import grep_tree
 
 # deploy/fl_backend.mk@2941e84d: what trust/Makefile exports to compose for each backend
 # (one table, the stand-in FLIP's, which plays FLIP's Makefile).
@@ -180,17 +181,11 @@ class Operator:
             shown = [s for s in secrets if s in run.text]
             assert not shown, f"flipgitops {' '.join(args)} printed a secret"
         allowed = {p.resolve() for p in allowed}
-        for path in self.box.root.rglob("*"):
-            if not path.is_file() or path.is_symlink():
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            if any(n in data for n in encoded):
-                assert path.resolve() in allowed, f"a secret is in {path}"
-                assert path.stat().st_mode & 0o077 == 0, f"{path} holds a secret and is " \
-                    f"{oct(path.stat().st_mode & 0o777)}"
+        for hit in grep_tree(self.box.root, secrets):
+            path = Path(hit)
+            assert path.resolve() in allowed, f"a secret is in {path}"
+            assert path.stat().st_mode & 0o077 == 0, f"{path} holds a secret and is " \
+                f"{oct(path.stat().st_mode & 0o777)}"
         s3 = boto3.client("s3", endpoint_url=self.box.moto.url, region_name=REGION, **_creds())
         bucket = f"flip-gitops-state-{self.box.env_name}"
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -201,9 +196,8 @@ class Operator:
             assert not any(n in body for n in encoded), f"a secret is in s3://{bucket}/{key}"
         # Ansible private dirs (other runs on this machine may be removing theirs).
         for d in Path("/tmp").glob("flipgitops-ansible-*"):
-            for f in _files(d):
-                assert not any(n in _read(f) for n in encoded), \
-                    f"an Ansible private dir holds a secret: {f}"
+            hits = grep_tree(d, secrets)
+            assert not hits, f"an Ansible private dir holds a secret: {hits[0]}"
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -217,20 +211,6 @@ class Operator:
         total = time.monotonic() - self.started
         lines = [f"  {t:6.1f}s  flipgitops {what}" for what, t in self.timings]
         return f"wall {total:.0f}s, {len(self.timings)} CLI runs:\n" + "\n".join(lines)
-
-
-def _files(root: Path) -> list[Path]:
-    try:
-        return [f for f in root.rglob("*") if f.is_file()]
-    except OSError:
-        return []
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
 
 
 def _creds() -> dict[str, str]:

@@ -33,6 +33,7 @@ import pytest
 from flipgitops.adapters import hosts as hosts_adapter
 from flipgitops.sandbox.environment import REGION, Sandbox, TrustSpec, sandbox
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.leaksearch import grep_tree
 from tests.reliability.live import Live, StateBucket
 
 pytestmark = pytest.mark.slow
@@ -83,25 +84,6 @@ def _secret_values(box: Sandbox) -> dict[str, str]:
     for key in ("aes_key", "internal_service_key"):
         found[f"FLIP_API.{key}"] = hub[key]
     return found
-
-
-def grep_tree(root: Path, needles: list[str], *, skip: set[Path] | None = None) -> list[str]:
-    """Files under ``root`` holding a needle; other processes' files may come and go
-    meanwhile (other tests share /tmp), so what vanishes is skipped, never an error."""
-    encoded = [n.encode() for n in needles]
-    hits: list[str] = []
-    for parent, _dirs, files in os.walk(root, onerror=lambda _e: None):
-        for name in files:
-            path = Path(parent) / name
-            try:
-                if path in (skip or set()) or not stat.S_ISREG(path.lstat().st_mode):
-                    continue  # symlinks, sockets and FIFOs (reading one would block)
-                data = path.read_bytes()
-            except OSError:
-                continue
-            if any(n in data for n in encoded):
-                hits.append(str(path))
-    return hits
 
 
 def _read(path: str) -> bytes:

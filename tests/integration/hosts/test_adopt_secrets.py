@@ -26,7 +26,7 @@ from flipgitops.adapters.hosts import AnsibleHosts
 from flipgitops.engine.ports_hosts import HostTarget
 from flipgitops.model.flip import HUB_SHARED_SENTINEL
 from flipgitops.model.manifest import Host
-from tests.unit.hosts.hostworld import grep_tree
+from tests.leaksearch import grep_tree
 
 KEYS = ("TRUST_API_KEY", "TRUST_INTERNAL_SERVICE_KEY", "ORTHANC_PASSWORD", "XNAT_ADMIN_PASSWORD")
 

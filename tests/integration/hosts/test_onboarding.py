@@ -37,7 +37,8 @@ from tests.integration.hosts.hostsandbox import (
     onboard,
     run_action,
 )
-from tests.unit.hosts.hostworld import KIT_DATE, grep_tree
+from tests.leaksearch import grep_tree
+from tests.unit.hosts.hostworld import KIT_DATE
 
 K = ActionKind
 

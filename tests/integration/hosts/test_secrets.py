@@ -32,7 +32,7 @@ from flipgitops.engine.ports_hosts import HostTarget, HostTask, KitFileInput, Pr
 from flipgitops.model.actions import ActionKind, WriteKitFileParams
 from flipgitops.model.manifest import Host
 from tests.integration.hosts.hostsandbox import act, bare_world, run_action
-from tests.unit.hosts.hostworld import grep_tree
+from tests.leaksearch import grep_tree
 
 K = ActionKind
 

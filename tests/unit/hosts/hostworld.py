@@ -8,7 +8,6 @@ the code under test leaked.
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -78,20 +77,3 @@ def secret_values(kit: EscrowedKit, local: LocalCredentials, aes: SecretStr) -> 
         assert key is not None
         out.append(key.get_secret_value())
     return out
-
-
-def grep_tree(root: Path, needles: list[str], *, skip: set[Path] | None = None) -> list[str]:
-    """Files under ``root`` (recursively, unreadable ones ignored) holding any needle."""
-    hits: list[str] = []
-    skip = skip or set()
-    encoded = [n.encode() for n in needles]
-    for path in root.rglob("*"):
-        try:
-            if path in skip or not path.is_file() or path.is_symlink():
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if any(n in data for n in encoded):
-            hits.append(str(path))
-    return hits
