@@ -10,8 +10,8 @@ Host-local defaults follow FLIP's EC2/on-prem layout (`/opt/flip/...` in
 compose_trust.production.yml's defaults, flip_trust_dirs, site.yml), rebased on the host's
 `flip_root`; `trust.settings` overrides them (only keys in `SETTINGS_KEYS`).
 
-Pure: no I/O. The writer on the host and the facts module parse with the same rules as
-`parse()` here (tests hold them together).
+Pure: no I/O. `parse()` is the host module's own reader, so the writer on the host and the
+facts module read a kit file the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from flipgitops.model.flip import (
 )
 from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS, LocalCredentials, TrustKit
 from flipgitops.model.manifest import Manifest, Trust
+from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import kitfile as host_kitfile
 
 # Section headers of trust/.env.example@01292201 and new_trust.py@17ae2fae (not sentinels:
 # FLIP's writer ignores them; they are kept so a FLIP operator reads a familiar file).
@@ -147,32 +148,14 @@ class ParsedKitFile:
         return {k: v for k, v in self.values.items() if k not in SECRET_KIT_KEYS}
 
 
-def env_file_value(raw: str) -> str:
-    """A value as compose's env-file reader keeps it: surrounding quotes dropped."""
-    value = raw.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
 def parse(text: str) -> ParsedKitFile:
-    """Read a kit file: `KEY=value` lines (an `export ` prefix allowed), comments ignored."""
-    values: dict[str, str] = {}
-    order: list[str] = []
-    sentinel = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line == HUB_SHARED_SENTINEL:
-            sentinel = True
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        if key not in values:
-            order.append(key)
-        values[key] = env_file_value(value)
-    placeholders = tuple(k for k in order if values[k].startswith(PLACEHOLDER_PREFIX))
-    return ParsedKitFile(values=values, keys=tuple(order), placeholders=placeholders,
+    """Read a kit file: `KEY=value` lines (an `export ` prefix allowed), comments ignored.
+    The rules are the host module's (module_utils/flipgitops_host/kitfile.py), which the
+    hosts must carry themselves: one reader, so the controller and the hosts cannot disagree
+    about what a kit file says."""
+    values, order, placeholders, sentinel = host_kitfile.parse(
+        text, HUB_SHARED_SENTINEL, PLACEHOLDER_PREFIX)
+    return ParsedKitFile(values=values, keys=tuple(order), placeholders=tuple(placeholders),
                          has_sentinel=sentinel)
 
 

@@ -9,6 +9,7 @@ from flipgitops.model.flip import (
     HUB_SHARED_KEYS,
     HUB_SHARED_SENTINEL,
     KIT_CREDENTIAL_KEYS,
+    PLACEHOLDER_PREFIX,
 )
 from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS
 from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import (
@@ -136,20 +137,28 @@ def test_no_secret_outside_its_own_line() -> None:
         assert len(hits) == 1 and hits[0].split("=", 1)[0] in SECRET_KIT_KEYS
 
 
+# text -> (values, keys in order, placeholder keys, has the sentinel), as FLIP's readers see
+# it: compose's env-file reader drops surrounding quotes, the last assignment wins, Make's
+# `export ` prefix is allowed, anything without `=` is not an assignment.
 PARSE_CASES = [
-    "A=1\nB=2\n",
-    "export A=1\n# c=3\n\nB = 'q v'\n",
-    'A="x"\nA=y\n',
-    "X=<run-make-register-trust>\nY=ok\n",
-    f"{HUB_SHARED_SENTINEL}\nAES_KEY_BASE64=abc=\n",
-    "junk line\n=novalue\nK=\n",
+    ("A=1\nB=2\n", {"A": "1", "B": "2"}, ("A", "B"), (), False),
+    ("export A=1\n# c=3\n\nB = 'q v'\n", {"A": "1", "B": "q v"}, ("A", "B"), (), False),
+    ('A="x"\nA=y\n', {"A": "y"}, ("A",), (), False),
+    ("X=<run-make-register-trust>\nY=ok\n", {"X": "<run-make-register-trust>", "Y": "ok"},
+     ("X", "Y"), ("X",), False),
+    (f"{HUB_SHARED_SENTINEL}\nAES_KEY_BASE64=abc=\n", {"AES_KEY_BASE64": "abc="},
+     ("AES_KEY_BASE64",), (), True),
+    ("junk line\n=novalue\nK=\n", {"": "novalue", "K": ""}, ("", "K"), (), False),
 ]
 
 
-@pytest.mark.parametrize("text", PARSE_CASES)
-def test_host_parser_reads_kit_files_like_the_controller(text: str) -> None:
+@pytest.mark.parametrize(("text", "values", "keys", "placeholders", "sentinel"), PARSE_CASES)
+def test_kit_files_read_as_flips_readers_read_them(
+        text: str, values: dict[str, str], keys: tuple[str, ...], placeholders: tuple[str, ...],
+        sentinel: bool) -> None:
+    """One reader serves the controller and the hosts (core/kitfile.parse is the host
+    module's); these are the answers both must give."""
     ours = kitfile.parse(text)
-    values, order, placeholders, sentinel = host_kitfile.parse(
-        text, HUB_SHARED_SENTINEL, "<run-make-")
-    assert values == ours.values and tuple(order) == ours.keys
-    assert tuple(placeholders) == ours.placeholders and sentinel == ours.has_sentinel
+    assert (ours.values, ours.keys, ours.placeholders, ours.has_sentinel) == (
+        values, keys, placeholders, sentinel)
+    assert host_kitfile.parse(text, HUB_SHARED_SENTINEL, PLACEHOLDER_PREFIX)[0] == values

@@ -1,4 +1,4 @@
-"""FLIP's kit file as its readers see it, on the host (the same rules as core/kitfile.parse).
+"""FLIP's kit file as its readers see it: the one reader, for the hosts and the controller.
 
 `KEY=value` lines, an optional `export ` prefix, `#` comments, surrounding quotes dropped as
 compose's env-file reader drops them; the last assignment wins. The sentinel line and the
