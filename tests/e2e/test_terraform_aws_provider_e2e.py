@@ -131,6 +131,7 @@ def test_terraform_mode_plan_guards_a_real_aws_plan(tmp_path: Path, moto: MotoSe
         state = state_object(s3)
         assert b'"module": "module.flip_db.module.db_instance"' in state[1]
         assert b'"type": "aws_db_instance"' in state[1]
+        assert b'"deletion_protection": true' in state[1]  # prod hardening, as FLIP's root
         live = hub_snapshot(moto)
         committed = tree(root)
         timings: dict[str, float] = {}
