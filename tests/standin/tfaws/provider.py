@@ -196,6 +196,17 @@ def _fill(rt: ResourceType, planned: dict[str, Any], region: str) -> dict[str, A
 # --- the RPCs ---------------------------------------------------------------------------------
 
 
+# The response field of `repeated Diagnostic diagnostics`, per RPC (tfplugin6.8).
+DIAGNOSTICS_FIELD: dict[str, int] = {
+    "GetMetadata": 2, "GetProviderSchema": 4, "ValidateProviderConfig": 2,
+    "ValidateResourceConfig": 1, "ValidateDataResourceConfig": 1,
+    "UpgradeResourceState": 2, "ConfigureProvider": 1, "ReadResource": 2,
+    "PlanResourceChange": 4, "ApplyResourceChange": 3, "ImportResourceState": 2,
+    "ReadDataSource": 2, "GetFunctions": 2, "MoveResourceState": 2,
+    "ValidateEphemeralResourceConfig": 1,
+}
+
+
 @dataclass
 class Provider:
     """One provider process's worth of RPCs; ``region`` comes from ConfigureProvider."""
@@ -203,17 +214,6 @@ class Provider:
     region: str = "eu-west-2"
     stopped: bool = False
     calls: list[str] = field(default_factory=list)
-
-    # Response field of `repeated Diagnostic diagnostics` per RPC (tfplugin6.8).
-    DIAGNOSTICS_FIELD: dict[str, int] = field(default_factory=lambda: {
-        "GetMetadata": 2, "GetProviderSchema": 4, "ValidateProviderConfig": 2,
-        "ValidateResourceConfig": 1, "ValidateDataResourceConfig": 1,
-        "UpgradeResourceState": 2, "ConfigureProvider": 1, "ReadResource": 2,
-        "PlanResourceChange": 4, "ApplyResourceChange": 3, "ImportResourceState": 2,
-        "ReadDataSource": 2, "GetFunctions": 2, "MoveResourceState": 2,
-        "ValidateEphemeralResourceConfig": 1, "OpenEphemeralResource": 1,
-        "RenewEphemeralResource": 1, "CloseEphemeralResource": 1,
-    })
 
     def handlers(self) -> dict[str, Callable[[bytes], bytes]]:
         return {
@@ -239,7 +239,7 @@ class Provider:
         """Run one RPC; a failure becomes an ERROR diagnostic in that RPC's response."""
         self.calls.append(method)
         handler = self.handlers().get(method)
-        number = self.DIAGNOSTICS_FIELD.get(method)
+        number = DIAGNOSTICS_FIELD.get(method)
         try:
             if handler is None:
                 raise ProviderError(f"The stand-in aws provider does not implement {method}")
