@@ -30,12 +30,14 @@ import pytest
 from flipgitops.sandbox.environment import REGION, Sandbox, TrustSpec, sandbox
 from flipgitops.sandbox.flip.seed import seed_hub
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer
-from tests.standin.tfaws.install import install
+from tests.standin.tfaws.install import install, require_terraform
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not on PATH"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _terraform_on_path() -> None:
+    require_terraform()
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "terraform" / "flip_root_aws"
 BUCKET = "flip-tfstate-prod"

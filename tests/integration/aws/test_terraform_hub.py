@@ -17,15 +17,18 @@ from flipgitops.adapters.terraform import HubTerraform
 from flipgitops.errors import TerraformError
 from flipgitops.model.actions import ActionKind, TerraformParams
 from flipgitops.sandbox.moto_server import MotoServer
+from tests.standin.tfaws.install import require_terraform
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "terraform" / "flip_root"
 BUCKET = "flip-tfstate-test"
 KEY = "flip/terraform.tfstate"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not on PATH"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _terraform_on_path() -> None:
+    require_terraform()
 
 
 def tree(root: Path) -> dict[str, str]:
