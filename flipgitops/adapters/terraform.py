@@ -42,6 +42,8 @@ from flipgitops.model.flip import TASK_ENV_TRUST_NAMES, terraform_environment
 log = logging.getLogger(__name__)
 
 TFVARS_FILE = "flipgitops.auto.tfvars.json"
+# FLIP's root variable for the on-prem trusts' IPs (variables.tf@2e00fa22), one /32 rule each.
+ALLOWLIST_VARIABLE = "local_trust_public_ips"
 REDACTED = "(sensitive)"
 DEFAULT_TIMEOUT = 900.0
 _STDERR_TAIL = 2000
@@ -356,7 +358,7 @@ def flipgitops_inputs(params: TerraformParams, variables: Mapping[str, Variable]
     """flipgitops' inputs under FLIP's variable names, only those the root declares.
     ``environment`` goes through FLIP's mapping (the root validates prod|stag)."""
     values: dict[str, Any] = {
-        "local_trust_public_ips": list(params.local_trust_public_ips),
+        ALLOWLIST_VARIABLE: list(params.local_trust_public_ips),
         "docker_image_tag": params.docker_image_tag,
         "flip_fl_image_tag": params.flip_fl_image_tag,
         "environment": terraform_environment(params.environment),
@@ -427,6 +429,15 @@ class HubTerraform:
         if not (self.root / "variables.tf").exists() and not list(self.root.glob("*.tf")):
             raise TerraformError(f"{self.root} holds no Terraform files: fix hub.terraform.dir")
         variables = root_variables(self.root)
+        if ALLOWLIST_VARIABLE not in variables:
+            # flipgitops passes only what the root declares, so a root without the variable
+            # would plan and apply "successfully" and never allow a trust's IP.
+            raise TerraformError(
+                f"the hub's Terraform root {self.root} declares no variable "
+                f"{ALLOWLIST_VARIABLE!r}, so the trusts' IPs cannot reach its allowlist "
+                "(FLIP's older roots had `local_trust_public_ip`, one string): point "
+                "hub.terraform.dir at a FLIP checkout whose deploy/providers/AWS/variables.tf "
+                f"declares {ALLOWLIST_VARIABLE}, or use hub.fl_server.allowlist: api")
         values = flipgitops_inputs(params, variables)
         environ = {**os.environ, **self.env}
         missing = missing_inputs(variables, values, environ)

@@ -108,3 +108,28 @@ def test_missing_root_inputs_are_named_before_any_terraform_runs(tmp_path: Path)
     assert "needs 3 input(s)" in text
     assert "INTERNAL_SERVICE_KEY, INTERNAL_SERVICE_KEY_HASH, VPC_NAME" in text
     assert "make print-tf-env" in text
+
+
+def test_a_root_without_the_allowlist_variable_is_refused_before_terraform_runs(
+        tmp_path: Path) -> None:
+    """FLIP's older roots named it `local_trust_public_ip` (one string). flipgitops passes
+    only declared variables, so such a root would apply cleanly and never allow an IP."""
+    import shutil
+
+    from flipgitops.adapters.terraform import HubTerraform
+    from flipgitops.errors import TerraformError
+    from flipgitops.model.actions import TerraformParams
+
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES.parent / "terraform" / "flip_root", root)
+    variables = root / "variables.tf"
+    variables.write_text(variables.read_text().replace(
+        'variable "local_trust_public_ips"', 'variable "local_trust_public_ip"'))
+    before = sorted((p.name, p.read_bytes()) for p in root.iterdir() if p.is_file())
+    params = TerraformParams(local_trust_public_ips=("203.0.113.10",),
+                             docker_image_tag="v2.3.0", flip_fl_image_tag="v2.3.0",
+                             environment="dev")
+    tf = HubTerraform(root, {}, binary="terraform-is-never-run")
+    with pytest.raises(TerraformError, match="declares no variable 'local_trust_public_ips'"):
+        tf.plan_readonly(params)
+    assert sorted((p.name, p.read_bytes()) for p in root.iterdir() if p.is_file()) == before
