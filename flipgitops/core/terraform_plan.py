@@ -27,8 +27,9 @@ PROTECTED_TYPES = frozenset(
     }
 )
 DATABASE_TYPE = "aws_db_instance"
-# FLIP's FL control plane in its root: aws_ecs_service.fl_server_net_1 / .fl_api_net_1 and
-# their task definitions. Changing them rolls the FL server or API (FG007).
+# FLIP's FL control plane in its root: aws_ecs_service.fl_server["net-1"] / .fl_api["net-1"]
+# and their task definitions, one per `local.fl_networks` (ecs_fl.tf@148693c5; older roots
+# named them fl_server_net_1 with count). Changing them rolls the FL server or API (FG007).
 ECS_TYPES = frozenset({"aws_ecs_service", "aws_ecs_task_definition"})
 FL_SERVICE_MARKERS = ("fl_server", "fl_api", "fl-server", "fl-api")
 
