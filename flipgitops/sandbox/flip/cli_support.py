@@ -14,10 +14,12 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flipgitops.sandbox.flip.compose import Project, load_project, project_name
 from flipgitops.sandbox.flip.daemon import Daemon, parse_iso
+
+if TYPE_CHECKING:  # the compose reader is imported by the commands that read files only
+    from flipgitops.sandbox.flip.compose import Project
 
 ENGINE_VERSION = "27.3.1"
 COMPOSE_VERSION = "2.29.7"
@@ -215,11 +217,15 @@ class ComposeArgs:
 
 
 def load_args(args: ComposeArgs, env: dict[str, str]) -> Project:
+    from flipgitops.sandbox.flip.compose import load_project
+
     return load_project(args.files, args.env_files, args.project_dir, args.project, env)
 
 
 def project_of(args: ComposeArgs, env: dict[str, str]) -> str:
     """The project name for commands that act on recorded containers (compose needs no files)."""
+    from flipgitops.sandbox.flip.compose import project_name
+
     directory = args.project_dir or (args.files[0].parent if args.files else Path.cwd())
     return project_name(args.project, env, directory)
 
