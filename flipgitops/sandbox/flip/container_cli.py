@@ -47,7 +47,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 # The refusals a command may raise besides CliError, printed like it: (module, class). A
 # module the command never imported cannot have raised its error.
-_REFUSALS = (("compose", "ComposeError"), ("world", "WorldError"))
+_REFUSALS = (("compose_names", "ComposeError"), ("world", "WorldError"))
 
 
 def _refusal(exc: Exception) -> bool:
