@@ -7,7 +7,9 @@ the code under test leaked.
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +83,22 @@ def secret_values(kit: EscrowedKit, local: LocalCredentials, aes: SecretStr) -> 
 
 
 def grep_tree(root: Path, needles: list[str], *, skip: set[Path] | None = None) -> list[str]:
-    """Files under ``root`` (recursively, unreadable ones ignored) holding any needle."""
+    """Regular files under ``root`` (recursively, unreadable ones ignored) holding any
+    needle. Other processes' files may come and go meanwhile (/tmp is shared with other
+    tests and runs, whose private dirs are deleted when they end), so what vanishes while
+    it is walked is skipped, never an error (rglob raised on a directory deleted under it)."""
     hits: list[str] = []
     skip = skip or set()
     encoded = [n.encode() for n in needles]
-    for path in root.rglob("*"):
-        try:
-            if path in skip or not path.is_file() or path.is_symlink():
+    for parent, _dirs, files in os.walk(root, onerror=lambda _e: None):
+        for name in files:
+            path = Path(parent) / name
+            try:
+                if path in skip or not stat.S_ISREG(path.lstat().st_mode):
+                    continue  # symlinks, sockets and FIFOs (reading one would block)
+                data = path.read_bytes()
+            except OSError:
                 continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if any(n in data for n in encoded):
-            hits.append(str(path))
+            if any(n in data for n in encoded):
+                hits.append(str(path))
     return hits
