@@ -39,11 +39,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 
@@ -106,6 +106,32 @@ def host_endpoints() -> dict[str, Any]:
     return {"resolve": dict(found.resolve), "egress_probe": found.egress_probe}
 
 
+_I = TypeVar("_I")
+_Built = tuple[str, dict[str, Any], dict[str, Any] | None]  # module, spec, secret
+
+
+def _calls(items: Iterable[tuple[HostTarget, _I]], make: Callable[[HostTarget, _I], _Built]
+           ) -> tuple[dict[str, _Call], dict[str, str]]:
+    """One call per trust, ``make(target, input)`` for each item, and the trusts whose call
+    could not be built (BuildError) with its message, which the caller turns into that
+    trust's failure: a task that cannot be built fails its trust alone, before anything
+    runs. A second item for one trust is refused (one run handles each host once)."""
+    calls: dict[str, _Call] = {}
+    problems: dict[str, str] = {}
+    for target, given in items:
+        trust = target.trust
+        if trust in calls or trust in problems:
+            raise HostError("two host tasks name the same trust; one run handles each "
+                            "host once")
+        try:
+            module, spec, secret = make(target, given)
+        except build.BuildError as exc:
+            problems[trust] = str(exc)
+            continue
+        calls[trust] = _Call(target, module, spec, secret)
+    return calls, problems
+
+
 class AnsibleHosts:
     """The HostPort on real hosts (ssh with become) and local ones (sandbox, tests)."""
 
@@ -130,14 +156,8 @@ class AnsibleHosts:
 
     def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
         endpoints = self._endpoints if self._endpoints is not None else host_endpoints()
-        calls: dict[str, _Call] = {}
-        problems: dict[str, str] = {}
-        for target in targets:
-            try:
-                calls[target.trust] = _Call(target, build.FACTS_MODULE,
-                                            build.facts_spec(target, endpoints))
-            except build.BuildError as exc:
-                problems[target.trust] = str(exc)
+        calls, problems = _calls(((t, None) for t in targets), lambda t, _: (
+            build.FACTS_MODULE, build.facts_spec(t, endpoints), None))
         outcomes = self._run(build.FACTS_STEP, calls, cancel=None)
         out = {t: ObservedHost(trust=t, reachable=False, reason=why)
                for t, why in problems.items()}
@@ -150,19 +170,9 @@ class AnsibleHosts:
         step = KINDS[kind].host_step
         if step is None:
             raise HostError(f"{kind} is not a host action")
-        results: dict[str, HostResult] = {}
-        calls: dict[str, _Call] = {}
-        for task in tasks:
-            trust = task.target.trust
-            if trust in calls or trust in results:
-                raise HostError("two host tasks name the same trust; one run handles each "
-                                "host once")
-            try:
-                module, spec, secret = build.module_call(kind, task.target, task.input)
-            except build.BuildError as exc:
-                results[trust] = HostResult(trust, False, False, str(exc))
-                continue
-            calls[trust] = _Call(task.target, module, spec, secret)
+        calls, problems = _calls(((task.target, task.input) for task in tasks),
+                                 lambda t, step_input: build.module_call(kind, t, step_input))
+        results = {t: HostResult(t, False, False, why) for t, why in problems.items()}
         secrets = [v for c in calls.values() for v in _leaves(c.secret)]
         for trust, outcome in self._run(step, calls, cancel=cancel).items():
             results[trust] = _result(kind, trust, outcome, secrets)
@@ -173,14 +183,9 @@ class AnsibleHosts:
         """adopt: the values of ``keys`` in each target's kit file. The module returns them
         to the action plugin, which sends them here over the channel and strips them from
         what Ansible sees (the task is no_log as well); they become SecretStr at once."""
-        calls: dict[str, _Call] = {}
-        out: dict[str, KitSecrets] = {}
-        for target in targets:
-            try:
-                calls[target.trust] = _Call(target, build.READ_SECRETS_MODULE,
-                                            build.read_secrets_spec(target, keys))
-            except build.BuildError as exc:
-                out[target.trust] = KitSecrets(target.trust, False, str(exc))
+        calls, problems = _calls(((t, None) for t in targets), lambda t, _: (
+            build.READ_SECRETS_MODULE, build.read_secrets_spec(t, keys), None))
+        out = {t: KitSecrets(t, False, why) for t, why in problems.items()}
         for trust, outcome in self._run(build.READ_SECRETS_STEP, calls, cancel=None).items():
             res = outcome.result or {}
             raw = res.pop("secrets", None)

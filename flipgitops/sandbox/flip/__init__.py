@@ -7,6 +7,7 @@ The trust half:
 
 - `checkout`: a git repository shaped like FLIP, with a `trust/` directory as FLIP ships it;
 - `compose`: how `docker compose` v2 reads those files (env files, interpolation, merging);
+  `compose_names`: how it names a project (all that `compose ps`/`logs`/`down` need of it);
 - `container_cli`: the `docker` CLI a host's manifest names (`flip-standin-docker`);
 - `trust_api`: a process that polls the hub the way FLIP's trust-api does and logs its lines;
 - `world` (write_world/read_world): the one file that tells the stand-in where the hub listens.

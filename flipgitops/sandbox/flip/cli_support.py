@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flipgitops.sandbox.flip.compose import Project, load_project, project_name
 from flipgitops.sandbox.flip.daemon import Daemon, parse_iso
+
+if TYPE_CHECKING:  # the compose reader is imported by the commands that read files only
+    from flipgitops.sandbox.flip.compose import Project
 
 ENGINE_VERSION = "27.3.1"
 COMPOSE_VERSION = "2.29.7"
@@ -28,20 +29,30 @@ class CliError(Exception):
 
 
 
-@dataclass
+# Plain classes, not dataclasses: importing dataclasses (and inspect) costs about a third
+# of a stand-in command's start, and each host step runs about twenty commands.
 class Cli:
-    daemon: Daemon
-    world: Path | None
+    """One command's daemon (a host's state) and the world file (where the hub listens)."""
+
+    __slots__ = ("daemon", "world")
+
+    def __init__(self, daemon: Daemon, world: Path | None) -> None:
+        self.daemon = daemon
+        self.world = world
 
 
 
 # -- option parsing (cobra's rules: -x V, --xx V, --xx=V; unknown flags refused) -------------
 
 
-@dataclass
 class Options:
-    values: dict[str, Any] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    """Parsed flags (canonical name -> True or the values given) and positional args."""
+
+    __slots__ = ("args", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.args: list[str] = []
 
     def flag(self, name: str) -> bool:
         return bool(self.values.get(name))
@@ -204,22 +215,27 @@ def print_rows(rows: list[dict[str, Any]], fmt: str | None, quiet: bool, compose
 # -- compose arguments -----------------------------------------------------------------------
 
 
-@dataclass
 class ComposeArgs:
-    files: list[Path]
-    env_files: list[Path]
-    project_dir: Path | None
-    project: str | None
-    command: str
-    rest: list[str]
+    """`docker compose`'s global options and the subcommand with its arguments."""
+
+    __slots__ = ("command", "env_files", "files", "project", "project_dir", "rest")
+
+    def __init__(self, *, files: list[Path], env_files: list[Path], project_dir: Path | None,
+                 project: str | None, command: str, rest: list[str]) -> None:
+        self.files, self.env_files, self.project_dir = files, env_files, project_dir
+        self.project, self.command, self.rest = project, command, rest
 
 
 def load_args(args: ComposeArgs, env: dict[str, str]) -> Project:
+    from flipgitops.sandbox.flip.compose import load_project
+
     return load_project(args.files, args.env_files, args.project_dir, args.project, env)
 
 
 def project_of(args: ComposeArgs, env: dict[str, str]) -> str:
     """The project name for commands that act on recorded containers (compose needs no files)."""
+    from flipgitops.sandbox.flip.compose_names import project_name
+
     directory = args.project_dir or (args.files[0].parent if args.files else Path.cwd())
     return project_name(args.project, env, directory)
 

@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flipgitops.sandbox.flip.compose_names import ComposeError, project_name
+
+__all__ = ["ComposeError", "Project", "load_project", "project_name"]
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _REFERENCE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
@@ -42,10 +45,6 @@ _REFERENCE = re.compile(
 _APPENDED = frozenset({"ports", "expose", "cap_add", "cap_drop", "security_opt", "dns",
                        "dns_search", "extra_hosts", "devices", "group_add", "external_links"})
 _REPLACED = frozenset({"command", "entrypoint", "healthcheck"})
-
-
-class ComposeError(Exception):
-    """What compose itself would reject; the message is shown to the operator as is."""
 
 
 @dataclass(frozen=True)
@@ -439,20 +438,6 @@ class Project:
 
     def dependencies(self, service: str) -> list[str]:
         return list((self.services[service].get("depends_on") or {}).keys())
-
-
-def project_name(explicit: str | None, environ: Mapping[str, str], directory: Path) -> str:
-    """`-p`, else COMPOSE_PROJECT_NAME, else the project directory's name, like compose."""
-    name = explicit or environ.get("COMPOSE_PROJECT_NAME") or directory.resolve().name
-    normal = re.sub(r"[^a-z0-9_-]", "", name.lower())
-    if explicit and not _PROJECT_NAME.fullmatch(explicit):
-        raise ComposeError(
-            f'invalid project name "{explicit}": must consist only of lowercase alphanumeric '
-            "characters, hyphens, and underscores as well as start with a letter or number"
-        )
-    if not normal:
-        raise ComposeError("project name must not be empty")
-    return normal
 
 
 def load_project(

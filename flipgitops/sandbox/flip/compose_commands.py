@@ -28,7 +28,6 @@ from flipgitops.sandbox.flip.cli_support import (
     progress,
     project_of,
 )
-from flipgitops.sandbox.flip.compose_up import remove_container, up
 from flipgitops.sandbox.flip.daemon import LOG_FILE, parse_iso
 
 _COMPOSE_GLOBAL = flags("-f|--file=", "-p|--project-name=", "--env-file=",
@@ -49,7 +48,7 @@ def compose(cli: Cli, args: list[str], env: dict[str, str]) -> int:
         project=opts.value("project-name"), command=rest[0], rest=rest[1:],
     )
     commands: dict[str, Callable[[Cli, ComposeArgs, dict[str, str]], int]] = {
-        "up": up, "ps": _ps, "logs": _logs, "config": _config, "stop": _stop,
+        "up": _up, "ps": _ps, "logs": _logs, "config": _config, "stop": _stop,
         "down": _down, "version": _compose_version,
     }
     handler = commands.get(parsed.command)
@@ -57,6 +56,14 @@ def compose(cli: Cli, args: list[str], env: dict[str, str]) -> int:
         raise CliError(f"unknown docker command: \"compose {parsed.command}\" (the stand-in "
                        f"plays compose {', '.join(commands)})")
     return handler(cli, parsed, env)
+
+
+def _up(cli: Cli, args: ComposeArgs, env: dict[str, str]) -> int:
+    """`compose up`, whose module (mounts, ports, the trust-api poller) the read-only
+    commands, most of a host's calls, need not import."""
+    from flipgitops.sandbox.flip.compose_up import up
+
+    return up(cli, args, env)
 
 
 def _compose_version(cli: Cli, args: ComposeArgs, env: dict[str, str]) -> int:
@@ -215,6 +222,8 @@ def _down(cli: Cli, args: ComposeArgs, env: dict[str, str]) -> int:
                      "compose down")
     if opts.args:
         raise CliError("compose down takes no services (it removes the whole project)")
+    from flipgitops.sandbox.flip.compose_up import remove_container
+
     name = project_of(args, env)
     with cli.daemon.lock():
         record = cli.daemon.project(name)

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flipgitops.sandbox.flip import trust_api
 from flipgitops.sandbox.flip.cli_support import (
     COMPOSE_VERSION,
     Cli,
@@ -269,6 +268,8 @@ def _start(cli: Cli, project: Project, service: str, record: dict[str, Any]) -> 
     exit_file.unlink(missing_ok=True)
     world = cli.world or (Path(record["world"]) if record.get("world") else None)
     record["world"] = str(world) if world else None
+    from flipgitops.sandbox.flip import trust_api  # only `up` of trust-api's image runs it
+
     record["process"] = trust_api.spawn(cli.daemon.root, record["id"],
                                         project.container_env(service), world)
 

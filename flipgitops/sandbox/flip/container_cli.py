@@ -29,21 +29,35 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from importlib import import_module
 from pathlib import Path
 
 from flipgitops.sandbox.flip.cli_support import Cli, CliError
-from flipgitops.sandbox.flip.compose import ComposeError
-from flipgitops.sandbox.flip.compose_commands import compose
 from flipgitops.sandbox.flip.daemon import Daemon
-from flipgitops.sandbox.flip.engine_commands import (
-    docker_ps,
-    docker_stop,
-    info,
-    network,
-    swarm,
-    version,
-)
-from flipgitops.sandbox.flip.world import WorldError
+
+_PACKAGE = "flipgitops.sandbox.flip"
+# Each docker command is one process start, and a host step runs about twenty of them, so
+# a command imports only what it plays: `version` does not load the compose reader, `ps`
+# does not load the trust-api poller (command -> module, handler).
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("engine_commands", "version"), "info": ("engine_commands", "info"),
+    "swarm": ("engine_commands", "swarm"), "network": ("engine_commands", "network"),
+    "ps": ("engine_commands", "docker_ps"), "stop": ("engine_commands", "docker_stop"),
+    "compose": ("compose_commands", "compose"),
+}
+# The refusals a command may raise besides CliError, printed like it: (module, class). A
+# module the command never imported cannot have raised its error.
+_REFUSALS = (("compose_names", "ComposeError"), ("world", "WorldError"))
+
+
+def _refusal(exc: Exception) -> bool:
+    if isinstance(exc, CliError):
+        return True
+    for module, name in _REFUSALS:
+        loaded = sys.modules.get(f"{_PACKAGE}.{module}")
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -52,12 +66,14 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     try:
         cli, rest = _global_options(args)
         return _dispatch(cli, rest, env)
-    except (CliError, ComposeError, WorldError) as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `… | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if not _refusal(exc):
+            raise
+        print(str(exc), file=sys.stderr)
         return 1
 
 
@@ -93,16 +109,15 @@ def _dispatch(cli: Cli, args: list[str], env: dict[str, str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
-    commands: dict[str, Callable[[Cli, list[str], dict[str, str]], int]] = {
-        "version": version, "info": info, "swarm": swarm, "network": network,
-        "ps": docker_ps, "stop": docker_stop, "compose": compose,
-    }
-    handler = commands.get(args[0])
-    if handler is None:
+    entry = _COMMANDS.get(args[0])
+    if entry is None:
         raise CliError(
             f"docker: '{args[0]}' is not a docker command the stand-in plays "
-            f"(it plays: {', '.join(commands)})."
+            f"(it plays: {', '.join(_COMMANDS)})."
         )
+    module, name = entry
+    handler: Callable[[Cli, list[str], dict[str, str]], int] = getattr(
+        import_module(f"{_PACKAGE}.{module}"), name)
     return handler(cli, args[1:], env)
 
 

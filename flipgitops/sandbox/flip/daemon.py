@@ -18,9 +18,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +42,14 @@ def value_digest(value: str) -> str:
 
 
 def new_id() -> str:
+    import secrets  # here, like shutil and tempfile: read-only commands need none of them
+
     return secrets.token_hex(32)
+
+
+def swarm_id() -> str:
+    """A swarm object's id (a node's, an overlay network's): 25 lowercase hex digits."""
+    return new_id()[:25]
 
 
 def private_dir(path: Path) -> Path:
@@ -64,6 +68,8 @@ def private_dir(path: Path) -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Atomic write at 0600 (mkstemp creates 0600; replace keeps readers consistent)."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -137,6 +143,8 @@ class Daemon:
         return private_dir(self.container_dir(container_id))
 
     def remove_container_dir(self, container_id: str) -> None:
+        import shutil
+
         shutil.rmtree(self.container_dir(container_id), ignore_errors=True)
 
     # -- containers ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ running containers "has active endpoints".
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ from flipgitops.sandbox.flip.cli_support import (
     print_rows,
     render_template,
 )
-from flipgitops.sandbox.flip.daemon import new_id, now_iso, value_digest
+from flipgitops.sandbox.flip.daemon import new_id, now_iso, swarm_id, value_digest
 
 BUILTIN_NETWORKS = {"bridge": "bridge", "host": "host", "none": "null"}
 
@@ -100,7 +99,7 @@ def swarm(cli: Cli, args: list[str], env: dict[str, str]) -> int:
                     'Error response from daemon: This node is already part of a swarm. Use '
                     '"docker swarm leave" to leave this swarm and join another one.'
                 )
-            node = secrets.token_hex(13)[:25]
+            node = swarm_id()
             state["swarm"] = {"state": "active", "node_id": node,
                               "advertise_addr": opts.value("advertise-addr") or "127.0.0.1"}
             state["networks"].setdefault("ingress", network_record("ingress", "overlay", False))
@@ -130,7 +129,7 @@ def swarm(cli: Cli, args: list[str], env: dict[str, str]) -> int:
 
 
 def network_record(name: str, driver: str, attachable: bool) -> dict[str, Any]:
-    return {"Name": name, "Id": new_id() if driver != "overlay" else secrets.token_hex(13)[:25],
+    return {"Name": name, "Id": new_id() if driver != "overlay" else swarm_id(),
             "Created": now_iso(), "Scope": "swarm" if driver == "overlay" else "local",
             "Driver": driver, "Attachable": attachable, "Internal": False, "Labels": {}}
 

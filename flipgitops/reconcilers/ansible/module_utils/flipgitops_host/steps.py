@@ -46,9 +46,10 @@ def _inside(root: str, rel: str) -> str:
     return path
 
 
-def _docker_ok(docker: list[str]) -> tuple[bool, str]:
-    rc, _, err = compose.run([*docker, "version"], timeout=60)
-    return rc == 0, compose.last_line(err)
+def _engine_state(docker: list[str]) -> tuple[int, str, str]:
+    """`docker info --format {{.Swarm.LocalNodeState}}`: whether the CLI runs and reaches its
+    daemon (rc 0) and the swarm state, in one command (each is a process start)."""
+    return compose.run([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"], timeout=60)
 
 
 # --- provision (flip_base_packages, flip_docker, flip_trust_dirs, azure.yml's swarm init) --
@@ -57,8 +58,8 @@ def _docker_ok(docker: list[str]) -> tuple[bool, str]:
 def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
     docker = list(spec["docker"])
     changed = False
-    ok, why = _docker_ok(docker)
-    if not ok and spec.get("install_docker"):
+    rc, state, err = _engine_state(docker)
+    if rc != 0 and spec.get("install_docker"):
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         for argv in (["apt-get", "update"],
                      ["apt-get", "install", "-y", "--no-install-recommends",
@@ -68,10 +69,11 @@ def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
             if rc != 0:
                 raise StepError(f"{' '.join(argv[:3])} failed: {compose.last_line(err)}")
         changed = True
-        ok, why = _docker_ok(docker)
-    if not ok:
+        rc, state, err = _engine_state(docker)
+    if rc != 0:
         raise StepError(f"the container CLI {' '.join(docker)!r} is not runnable on this host"
-                        f" ({why or 'no output'}); install Docker and the compose plugin")
+                        f" or does not reach its daemon ({compose.last_line(err) or 'no output'})"
+                        "; install Docker and the compose plugin")
     rc, _, err = compose.run([*docker, "compose", "version"], timeout=60)
     if rc != 0:
         raise StepError(f"`{' '.join(docker)} compose` is not available: "
@@ -81,11 +83,7 @@ def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
         if group is not None:
             gid = fsutil.owner_ids(group)[0]
         changed = fsutil.ensure_dir(path, int(mode, 8), uid, gid) or changed
-    rc, out, err = compose.run([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"],
-                               timeout=60)
-    if rc != 0:
-        raise StepError(f"`docker info` failed: {compose.last_line(err)}")
-    if out.strip() != "active":
+    if state.strip() != "active":
         rc, _, err = compose.run([*docker, "swarm", "init", "--advertise-addr",
                                   spec["swarm_advertise_addr"]], timeout=120)
         if rc != 0:
@@ -344,7 +342,7 @@ def start_stack(spec: Mapping[str, Any]) -> tuple[bool, str]:
     if rc != 0:
         raise StepError(scrub(f"`docker compose … -p {inv['project']} up` failed: "
                               f"{compose.last_line(err)}", secrets))
-    recreated = _refresh_fl_client(spec, inv, secrets)
+    recreated = bool(before) and _refresh_fl_client(spec, inv, secrets)
     after = _snapshot(inv, spec["trust_dir"])
     note = " (FL client recreated on its new kit)" if recreated else ""
     return before != after, f"project {inv['project']} is up{note}"
@@ -364,7 +362,9 @@ def _refresh_fl_client(spec: Mapping[str, Any], inv: Mapping[str, Any],
                        secrets: list[str]) -> bool:
     """deliver_fl_kit wipes and rewrites net-1 (FLIP's semantics), so an FL client created
     before that delivery still mounts the deleted directories, and compose sees no change to
-    recreate it for. Recreate that one service then (`up -d --no-deps --force-recreate`)."""
+    recreate it for. Recreate that one service then (`up -d --no-deps --force-recreate`).
+    start_stack asks only when the project had containers before its `up`: a container
+    that `up` created is newer than any delivery before it."""
     import calendar
 
     record = facts.read_json(os.path.join(spec["state_dir"], "fl-kit.json")) or {}
