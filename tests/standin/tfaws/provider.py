@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tests.standin.tfaws import cty, wire
@@ -130,15 +130,14 @@ def plan_change(rt: ResourceType, prior: dict[str, Any] | None,
     if proposed is None:  # destroy
         return None, []
     planned = dict(proposed)
+    replace: list[str] = []
     if prior is None:  # create
         for a in rt.attrs:
             if a.computed and planned.get(a.name) is None:
                 planned[a.name] = a.default if a.default is not None else cty.UNKNOWN
-        if "tags_all" in planned:
-            planned["tags_all"] = planned.get("tags") or {}
-        return planned, []
-    replace = [a.name for a in rt.attrs
-               if a.force_new and _changed(prior.get(a.name), planned.get(a.name))]
+    else:
+        replace = [a.name for a in rt.attrs
+                   if a.force_new and _changed(prior.get(a.name), planned.get(a.name))]
     if "tags_all" in planned:
         planned["tags_all"] = planned.get("tags") or {}
     return planned, replace
@@ -212,8 +211,6 @@ class Provider:
     """One provider process's worth of RPCs; ``region`` comes from ConfigureProvider."""
 
     region: str = "eu-west-2"
-    stopped: bool = False
-    calls: list[str] = field(default_factory=list)
 
     def handlers(self) -> dict[str, Callable[[bytes], bytes]]:
         return {
@@ -237,7 +234,6 @@ class Provider:
 
     def call(self, method: str, request: bytes) -> bytes:
         """Run one RPC; a failure becomes an ERROR diagnostic in that RPC's response."""
-        self.calls.append(method)
         handler = self.handlers().get(method)
         number = DIAGNOSTICS_FIELD.get(method)
         try:
@@ -345,5 +341,4 @@ class Provider:
         return wire.submessage(1, dynamic_value(new)) + wire.field(2, wire.get_bytes(req, 5))
 
     def stop_provider(self, _request: bytes) -> bytes:
-        self.stopped = True
-        return b""
+        return b""  # nothing runs between calls: there is nothing to stop
