@@ -14,7 +14,6 @@ exactly as Terraform installs the real one. flipgitops' code is unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -30,7 +29,8 @@ import pytest
 from flipgitops.sandbox.environment import REGION, Sandbox, TrustSpec, sandbox
 from flipgitops.sandbox.flip.seed import seed_hub
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer
-from tests.standin.tfaws.install import install, require_terraform
+from tests.standin.tfaws.install import install
+from tests.tfroots import require_terraform, s3_backend, tree
 
 pytestmark = pytest.mark.slow
 
@@ -50,18 +50,8 @@ CI_VARS = {"TF_VAR_AWS_REGION": REGION, "TF_VAR_POSTGRES_USER": "flip",
            "TF_VAR_POSTGRES_DB": "flip"}
 
 
-def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
-
-
 def backend_config(moto: MotoServer) -> dict[str, str]:
-    return {
-        "bucket": BUCKET, "key": KEY, "region": REGION, "use_lockfile": "true",
-        "endpoints": f'{{s3="{moto.url}"}}', "use_path_style": "true",
-        "skip_credentials_validation": "true", "skip_requesting_account_id": "true",
-        "skip_metadata_api_check": "true", "skip_region_validation": "true",
-    }
+    return s3_backend(moto.url, BUCKET, KEY, REGION)
 
 
 def terraform(args: list[str], cwd: Path, env: dict[str, str]) -> str:

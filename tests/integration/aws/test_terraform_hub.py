@@ -3,7 +3,6 @@ stand-in root (tests/fixtures/terraform/flip_root, FLIP's variable names), S3 ba
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 import types
@@ -17,7 +16,7 @@ from flipgitops.adapters.terraform import HubTerraform
 from flipgitops.errors import TerraformError
 from flipgitops.model.actions import ActionKind, TerraformParams
 from flipgitops.sandbox.moto_server import MotoServer
-from tests.standin.tfaws.install import require_terraform
+from tests.tfroots import require_terraform, s3_backend, tree
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "terraform" / "flip_root"
 BUCKET = "flip-tfstate-test"
@@ -29,11 +28,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def _terraform_on_path() -> None:
     require_terraform()
-
-
-def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture
@@ -49,12 +43,7 @@ def backend(moto: MotoServer, tmp_path: Path) -> dict[str, Any]:
         "LocationConstraint": REGION})  # type: ignore[typeddict-item]
     rc = tmp_path / "terraformrc"
     rc.write_text("")
-    config = {
-        "bucket": BUCKET, "key": KEY, "region": REGION, "use_lockfile": "true",
-        "endpoints": f'{{s3="{moto.url}"}}', "use_path_style": "true",
-        "skip_credentials_validation": "true", "skip_requesting_account_id": "true",
-        "skip_metadata_api_check": "true", "skip_region_validation": "true",
-    }
+    config = s3_backend(moto.url, BUCKET, KEY, REGION)
     # Only the explicit backend endpoint may point Terraform at moto.
     return {"config": config, "env": {"TF_CLI_CONFIG_FILE": str(rc), "AWS_ENDPOINT_URL": ""}}
 

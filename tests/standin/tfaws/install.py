@@ -13,9 +13,7 @@ The version is 6.0.0 so FLIP's constraint ``~> 6.0`` selects it.
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
 import stat
 import sys
 from dataclasses import dataclass
@@ -24,18 +22,6 @@ from pathlib import Path
 SOURCE = "registry.terraform.io/hashicorp/aws"
 VERSION = "6.0.0"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def require_terraform() -> None:
-    """Skip a Terraform test where no terraform binary is on PATH, except in CI (CI is set),
-    which must run them: a skipped proof of the Terraform guards is no proof."""
-    import pytest
-
-    if shutil.which("terraform") is not None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail("CI is set, so the Terraform tests must run, but terraform is not on PATH")
-    pytest.skip("terraform is not on PATH")
 
 
 def platform_dir() -> str:
