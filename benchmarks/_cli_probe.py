@@ -97,9 +97,10 @@ class CountingHosts(hosts.AnsibleHosts):
         return super().run(kind, tasks, **kwargs)
 
     @_timing("hosts.run_steps (chain)", _hosts_of)
-    def run_steps(self, steps: Sequence[Any], **kwargs: Any) -> Any:
+    def run_steps_then_gather(self, steps: Sequence[Any], facts_after: Sequence[Any],
+                              **kwargs: Any) -> Any:
         _steps.update(s.task.target.trust for s in steps)
-        return super().run_steps(steps, **kwargs)
+        return super().run_steps_then_gather(steps, facts_after, **kwargs)
 
 
 def _write() -> None:

@@ -5,7 +5,8 @@ hosts, capped), so ten trusts cost about the wall time of one, and a host that f
 cannot be reached fails alone. Each host step is one module invocation per host; `run_steps`
 runs several steps of each host (an onboarding's provision → … → verify) as one run and one
 module invocation per host, the steps in order, each only after those it depends on
-succeeded.
+succeeded; `run_steps_then_gather` also takes each host's facts at the end of that same
+invocation, which an apply's re-observation uses instead of a run of its own.
 
 Secrets never touch the controller's disk and nothing is ever templated:
 - module arguments (every manifest value, the kit file, the FL kit's keys) and the sudo
@@ -206,6 +207,15 @@ class AnsibleHosts:
 
     def run_steps(self, steps: Sequence[HostStep], *,
                   cancel: Cancel | None = None) -> dict[str, HostResult]:
+        return self.run_steps_then_gather(steps, (), cancel=cancel)[0]
+
+    def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Sequence[HostTarget],
+                              *, cancel: Cancel | None = None
+                              ) -> tuple[dict[str, HostResult], dict[str, ObservedHost]]:
+        """`run_steps`, and in the same run (each host's same module invocation, after its
+        steps) the facts of every target in ``facts_after``; a target with no steps gets a
+        facts-only invocation. Facts that could not be taken are left out (the caller
+        gathers those hosts again), never reported as an unreachable host."""
         results: dict[str, HostResult] = {}
         per_host: dict[str, list[dict[str, Any]]] = {}
         secret_parts: dict[str, dict[str, Any]] = {}
@@ -238,7 +248,29 @@ class AnsibleHosts:
         calls = {trust: _Call(targets[trust], build.STEPS_MODULE, {"steps": items},
                               secret_parts.get(trust))
                  for trust, items in per_host.items()}
+        wanted: dict[str, HostTarget] = {}
+        if facts_after:
+            endpoints = self._endpoints if self._endpoints is not None else host_endpoints()
+            for target in facts_after:
+                trust = target.trust
+                if trust in wanted:
+                    raise HostError("two facts targets name the same trust")
+                if trust in targets and targets[trust].host != target.host:
+                    continue  # another host than its steps': gathered on its own later
+                wanted[trust] = target
+                call = calls.setdefault(trust, _Call(target, build.STEPS_MODULE,
+                                                     {"steps": []}, None))
+                call.spec["facts"] = build.facts_spec(target, endpoints)
+        facts: dict[str, ObservedHost] = {}
         for trust, outcome in self._run(build.STEPS_STEP, calls, cancel=cancel).items():
+            if trust in wanted and outcome.unreachable is None and outcome.result is not None:
+                res = outcome.result
+                if isinstance(res.get("facts"), dict) and not res.get("failed"):
+                    seen = _observed(trust, _Outcome(result={"facts": res["facts"]}))
+                    if seen.reachable:
+                        facts[trust] = seen
+            if trust not in per_host:
+                continue
             got = (outcome.result or {}).get("steps")
             host_secrets = [v for item in per_host[trust]
                             for v in own_secrets.get(item["key"], ())]
@@ -262,7 +294,7 @@ class AnsibleHosts:
                     stopped_at = key
                     results[key] = _result(kinds[key], trust, replace(outcome, result=None),
                                            host_secrets)
-        return results
+        return results, facts
 
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:

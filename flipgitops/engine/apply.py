@@ -33,16 +33,17 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from flipgitops.engine.executors import ExecContext, Outcome, executor_for
+from flipgitops.engine.ports_hosts import HostStep, HostTarget
 from flipgitops.errors import FlipGitopsError, PlanMismatch
 from flipgitops.model.actions import Action
 from flipgitops.model.manifest import Manifest
-from flipgitops.model.observed import ObservedState
+from flipgitops.model.observed import ObservedHost, ObservedState
 from flipgitops.model.plan import FORMAT_VERSION, Plan, PlanOptions
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,13 @@ class Run:
     record_converged: Callable[[ObservedState, Plan], str | None] = lambda _o, _p: None
     dry_run: bool = False
     run_id: str | None = None
+    # The hosts the re-observation will gather, as far as known now (`Wiring.facts_targets`):
+    # a chain of host waves takes their facts at its end, in the same host run, and hands
+    # them to `remember_facts`, which the re-observation uses for each host whose target is
+    # still the same; any later action voids them (`remember_facts({})`). None: no reuse.
+    facts_targets: Callable[[], Sequence[HostTarget]] | None = None
+    remember_facts: Callable[[Mapping[str, tuple[HostTarget, ObservedHost]]], None] = (
+        lambda _f: None)
 
 
 def check_reviewed(reviewed: Plan, fresh: Plan, plan_file: Path) -> None:
@@ -455,6 +463,7 @@ def _stop(run: Run, result: ApplyResult, journal: _Recorder) -> str | None:
 
 def _run_wave(index: int, total: int, runnable: list[Action], ctx: ExecContext, run: Run,
               result: ApplyResult, journal: _Recorder, fault: _FaultHook) -> None:
+    run.remember_facts({})  # whatever this wave changes, facts taken before it may miss
     run.progress.start_wave(index, total, runnable)
     for group in _groups(runnable):
         why = _stop(run, result, journal)
@@ -567,7 +576,6 @@ class _Chain:
     def _execute(self, waves: list[tuple[int, list[Action]]]
                  ) -> tuple[dict[str, Outcome], dict[str, str]]:
         """(outcomes, id -> why not run) of every action of the chain, from one host run."""
-        from flipgitops.engine.ports_hosts import HostStep
         from flipgitops.errors import redact
 
         ctx = self.ctx
@@ -594,12 +602,17 @@ class _Chain:
                     after = tuple(d for d in self.plan.action(action_id).depends_on
                                   if d in in_chain)
                     steps.append(HostStep(action_id, batch.kind, task, after))
+        self.run.remember_facts({})
+        facts_after = self._facts_targets() if steps else ()
         try:
-            results = ctx.ports.hosts.run_steps(steps, cancel=ctx.cancel) if steps else {}
+            results, facts = (ctx.ports.hosts.run_steps_then_gather(
+                steps, facts_after, cancel=ctx.cancel) if steps else ({}, {}))
         except FlipGitopsError as exc:
             failed = Outcome(False, False, str(exc))
-            results = {}
+            results, facts = {}, {}
             outcomes.update((s.key, failed) for s in steps)
+        self.run.remember_facts({t.trust: (t, facts[t.trust]) for t in facts_after
+                                 if t.trust in facts})
         skipped = {key: r.message for key, r in results.items() if r.skipped_after is not None}
         for batch in batches:
             done = {k: r for k, r in results.items() if k in batch.tasks and k not in skipped}
@@ -607,6 +620,18 @@ class _Chain:
                 if action_id not in skipped:
                     outcomes.setdefault(action_id, outcome)
         return outcomes, skipped
+
+
+    def _facts_targets(self) -> tuple[HostTarget, ...]:
+        """The targets the re-observation will gather (a failure to tell: none, so the
+        re-observation gathers every host itself, as it always could)."""
+        if self.run.facts_targets is None:
+            return ()
+        try:
+            return tuple(self.run.facts_targets())
+        except FlipGitopsError as exc:
+            log.debug("no facts at the end of the host run: %s", exc)
+            return ()
 
 
 def _not_run(action: Action, reason: str, result: ApplyResult, journal: _Recorder) -> None:

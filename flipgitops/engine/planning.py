@@ -161,7 +161,9 @@ def run_apply(env: str, *, plan_file: Path | None, allow: frozenset[str], fl_qui
                       interrupt=interrupt, report=progress.line),
                   journal=None if dry_run else wiring.journal(run_id),
                   progress=progress, interrupt=interrupt,
-                  record_converged=wiring.record_converged, dry_run=dry_run, run_id=run_id)
+                  record_converged=wiring.record_converged, dry_run=dry_run, run_id=run_id,
+                  facts_targets=None if dry_run else wiring.facts_targets,
+                  remember_facts=wiring.remember_facts)
         result = execute(run, reviewed=reviewed, confirm=shown)
     except LockHeld as exc:
         return ApplyResult(manifest.environment, EXIT_LOCKED, str(exc))

@@ -224,6 +224,13 @@ class HostPort(Protocol):
         step key."""
         ...
 
+    def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Sequence[HostTarget],
+                              *, cancel: Cancel | None = None
+                              ) -> tuple[dict[str, HostResult], dict[str, ObservedHost]]:
+        """`run_steps`, then the facts of each ``facts_after`` target in the same run (a
+        target without steps: a facts-only invocation). Facts not taken are left out."""
+        ...
+
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:
         """The values of `trust.credentials` references (env:, ssm:, secretsmanager:)."""
@@ -277,6 +284,12 @@ class _DryRunHosts:
         return {s.key: HostResult(s.task.target.trust, True, True,
                                   f"would run {s.kind} (dry run: host not contacted)")
                 for s in steps}
+
+    def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Sequence[HostTarget],
+                              *, cancel: Cancel | None = None
+                              ) -> tuple[dict[str, HostResult], dict[str, ObservedHost]]:
+        """No host is contacted, so no facts are taken either."""
+        return self.run_steps(steps, cancel=cancel), {}
 
     def resolve_references(self, refs: Mapping[str, str], *,
                            region: str | None = None) -> dict[str, SecretStr]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -53,6 +53,12 @@ class Wiring:
     clients: Clients
     endpoints: Endpoints
     _hosts: Any = field(default=None, repr=False)
+    # What the last observation saw of the hub and the release (to tell the targets of the
+    # next one), and host facts an apply's last host run took, for the next observation.
+    _last: tuple[ObservedState, tuple[ReleaseCandidate, ...]] | None = field(
+        default=None, repr=False)
+    _facts: dict[str, tuple[HostTarget, ObservedHost]] = field(default_factory=dict,
+                                                                repr=False)
 
     @classmethod
     def for_manifest(cls, manifest: Manifest, path: Path,
@@ -103,8 +109,9 @@ class Wiring:
         release, candidate = GitRelease().observe(self.checkout, m.flip.ref)
         partial = ObservedState(environment=m.environment, hub=hub, ledger=ledger,
                                 flip_release=release)
-        facts = self.gather_hosts(status, self.host_targets(
-            partial, (candidate,) if candidate else ())) if hosts else {}
+        candidates = (candidate,) if candidate else ()
+        self._last = (partial, candidates)
+        facts = self.gather_hosts(status, self.host_targets(partial, candidates)) if hosts else {}
         return partial.model_copy(update={
             "hosts": facts, "observed_at": datetime.now(UTC).isoformat(timespec="seconds")})
 
@@ -138,10 +145,35 @@ class Wiring:
         if targets is None:
             targets = self.host_targets(ObservedState(
                 environment=self.manifest.environment, hub=_no_hub(self.manifest)))
+        taken, self._facts = self._facts, {}
         if not targets:
             return {}
-        status(f"gathering facts from {len(targets)} trust host(s)...")
-        return dict(self.hosts.gather(targets))
+        # Facts the apply's last host run took after its steps, for a host whose target is
+        # unchanged since (same slot, kit keys, release candidates), are this host's facts
+        # now: nothing ran after that run (`engine/apply.py` voids them otherwise).
+        reused = {t.trust: taken[t.trust][1] for t in targets
+                  if t.trust in taken and taken[t.trust][0] == t}
+        rest = [t for t in targets if t.trust not in reused]
+        if reused:
+            status(f"facts of {len(reused)} trust host(s) from the apply's host run")
+        if not rest:
+            return reused
+        status(f"gathering facts from {len(rest)} trust host(s)...")
+        return {**reused, **self.hosts.gather(rest)}
+
+    def facts_targets(self) -> list[HostTarget]:
+        """The targets the next observation will gather, as far as known now: the last
+        observation's hub and release with the ledger read again (a slot `register_trust`
+        assigned during this apply is in it). A wrong guess costs a gather, never a stale
+        fact: the next observation reuses facts only for an equal target."""
+        if self._last is None:
+            return []
+        partial, candidates = self._last
+        ledger = self.side.state.read_ledger()
+        return self.host_targets(partial.model_copy(update={"ledger": ledger}), candidates)
+
+    def remember_facts(self, facts: Mapping[str, tuple[HostTarget, ObservedHost]]) -> None:
+        self._facts = dict(facts)
 
     # -- terraform -----------------------------------------------------------------------------
 

@@ -69,6 +69,11 @@ class World:
                 out.update((s.key, done[s.task.target.trust]) for s in ready)
         return out
 
+    def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Any, *,
+                              cancel: Any = None) -> tuple[dict[str, HostResult], dict[str, Any]]:
+        """Takes no facts: the re-observation gathers every host itself."""
+        return self.run_steps(steps, cancel=cancel), {}
+
     def resolve_references(self, refs: Any, *, region: str | None = None) -> dict[str, Any]:
         return {}
 

@@ -49,3 +49,29 @@ def test_one_run_one_invocation_and_a_failure_stops_only_its_dependents(
     assert "the kit file has no usable FL_KIT_SLOT_NUMBER" in got["s"].message  # refused
     assert not got["v"].ok and got["v"].skipped_after == "s"
     assert all(SECRET not in r.message for r in got.values())
+
+
+@pytest.mark.slow
+def test_facts_taken_after_the_steps_are_the_facts_a_gather_then_finds(
+        tmp_path: Path, clean_tmp: None) -> None:
+    # The re-observation after an apply uses these instead of a run of its own, so they must
+    # be what a separate gather says of the host once the steps are done, and hold no secret.
+    world = bare_world(tmp_path)
+    trust = world.manifest.trusts[0]
+    target = HostTarget.of(world.manifest, trust, world.root)
+    profile = kitfile.host_profile(world.manifest, trust, slot_number=1)
+    steps = [
+        HostStep("p", K.HOST_PROVISION, HostTask(target, ProvisionInput(profile, 1))),
+        HostStep("w", K.HOST_WRITE_KIT_FILE,
+                 HostTask(target, KitFileInput(SecretStr(f"TRUST_API_KEY={SECRET}\n"))), ("p",)),
+    ]
+    results, facts = world.hosts.run_steps_then_gather(steps, [target])
+    assert results["p"].ok and results["w"].ok
+    assert world.hosts.module_invocations == {"Trust_1": 1}
+    after = facts["Trust_1"]
+    assert after.reachable and after.kit_file.present, after
+    assert SECRET not in after.model_dump_json()
+    assert after == world.hosts.gather([target])["Trust_1"]
+    # A target without steps gets a facts-only invocation of the same module.
+    _, only = world.hosts.run_steps_then_gather([], [target])
+    assert only["Trust_1"] == after

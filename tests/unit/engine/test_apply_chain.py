@@ -10,7 +10,7 @@ from typing import Any
 from flipgitops.engine.apply import Run, execute
 from flipgitops.engine.executors import ExecContext
 from flipgitops.engine.ports import Ports
-from flipgitops.engine.ports_hosts import HostResult, HostStep, HostTask
+from flipgitops.engine.ports_hosts import HostResult, HostStep, HostTarget, HostTask
 from flipgitops.model.actions import Action, ActionKind
 from flipgitops.model.plan import Plan, PlanOptions
 from tests.builders import manifest, observed_matching
@@ -25,6 +25,8 @@ class FakeHosts:
         self.fail = fail
         self.runs: list[tuple[str, list[str]]] = []
         self.afters: dict[str, tuple[str, ...]] = {}
+        self.facts_asked: list[list[str]] = []
+        self.no_facts: set[str] = set()
 
     def gather(self, targets: Sequence[Any]) -> dict[str, Any]:
         return {}
@@ -52,6 +54,13 @@ class FakeHosts:
                 out[s.key] = HostResult(trust, True, True, "ok")
         return out
 
+    def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Any, *,
+                              cancel: Any = None) -> tuple[dict[str, HostResult], dict[str, Any]]:
+        """Facts of every ``facts_after`` target but those in ``no_facts``."""
+        self.facts_asked.append([t.trust for t in facts_after])
+        return self.run_steps(steps, cancel=cancel), {
+            t.trust: f"facts of {t.trust}" for t in facts_after if t.trust not in self.no_facts}
+
     def resolve_references(self, refs: Mapping[str, str], **_: Any) -> dict[str, Any]:
         return {}
 
@@ -61,7 +70,8 @@ def _action(kind: ActionKind, trust: str, *deps: str, **params: Any) -> Action:
                   depends_on=deps)
 
 
-def _apply(plan: Plan, hosts: FakeHosts, *, dry_run: bool = False) -> Any:
+def _apply(plan: Plan, hosts: FakeHosts, *, dry_run: bool = False,
+           remembered: list[dict[str, Any]] | None = None) -> Any:
     m = manifest(trusts=2)
     observed = observed_matching(m)
     empty = plan.model_copy(update={"actions": (), "waves": ()})
@@ -76,6 +86,9 @@ def _apply(plan: Plan, hosts: FakeHosts, *, dry_run: bool = False) -> Any:
     run = Run(manifest=m, manifest_path=Path("/tmp/dev.yaml"), options=PlanOptions(),
               observe_and_plan=lambda: (observed, next(plans)), context=context,
               dry_run=dry_run)
+    if remembered is not None:
+        run.facts_targets = lambda: [HostTarget.of(m, t) for t in m.trusts if t.host]
+        run.remember_facts = lambda facts: remembered.append(dict(facts))
     return execute(run)
 
 
@@ -122,3 +135,41 @@ def test_a_dry_run_never_runs_steps() -> None:
     hosts = FakeHosts()
     result = _apply(_plan([[s1], [_verify("Trust_1", s1.id)]]), hosts, dry_run=True)
     assert hosts.runs == [] and result.exit_code == 0 and len(result.completed) == 2
+
+
+def test_the_host_run_takes_every_hosts_facts_for_the_re_observation() -> None:
+    # Both hosts' facts come from the chain's run, also Trust_2's, which has no step in it;
+    # a host whose facts were not taken is simply not handed on (it is gathered again).
+    s1 = _stack("Trust_1")
+    hosts = FakeHosts()
+    hosts.no_facts = {"Trust_2"}
+    remembered: list[dict[str, Any]] = []
+    result = _apply(_plan([[s1], [_verify("Trust_1", s1.id)]]), hosts, remembered=remembered)
+    assert result.converged
+    assert hosts.facts_asked == [["Trust_1", "Trust_2"]]
+    assert [{k: v[1] for k, v in r.items()} for r in remembered] == [
+        {}, {"Trust_1": "facts of Trust_1"}]
+    target, _ = remembered[-1]["Trust_1"]
+    assert target.trust == "Trust_1"
+
+
+def test_an_action_after_the_host_run_voids_its_facts() -> None:
+    # Wave 3 runs on its own after the chain: what it changes, the chain's facts may miss.
+    s1, s2 = _stack("Trust_1"), _stack("Trust_2")
+    v1 = _verify("Trust_1", s1.id)
+    v2 = _verify("Trust_2", s1.id)  # another host's step: not part of the chain
+    hosts = FakeHosts()
+    remembered: list[dict[str, Any]] = []
+    result = _apply(_plan([[s1, s2], [v1], [v2]]), hosts, remembered=remembered)
+    assert result.converged
+    assert hosts.runs[0][0] == "run_steps" and hosts.runs[-1] == ("run host.verify", ["Trust_2"])
+    assert remembered[-1] == {}
+
+
+def test_a_dry_run_takes_no_facts() -> None:
+    s1 = _stack("Trust_1")
+    hosts = FakeHosts()
+    remembered: list[dict[str, Any]] = []
+    _apply(_plan([[s1], [_verify("Trust_1", s1.id)]]), hosts, dry_run=True,
+           remembered=remembered)
+    assert hosts.facts_asked == [] and all(r == {} for r in remembered)

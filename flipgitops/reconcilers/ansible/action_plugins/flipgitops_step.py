@@ -19,7 +19,8 @@ from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 from flipgitops.adapters.hosts_channel import ChannelError, fetch, put
 
 # Result keys the parent may read; anything else a module returns is dropped.
-_KEEP = ("changed", "failed", "msg", "facts", "steps", "rc", "path", "details")
+_KEEP = ("changed", "failed", "msg", "facts", "facts_error", "steps", "rc", "path",
+         "details")
 # Result keys that go to the parent over the channel ONLY (secret values a host step read
 # for the controller, e.g. read_kit_secrets): removed from what Ansible receives, so no
 # event, callback or artifact ever holds them, whatever the task's no_log says.

@@ -88,7 +88,8 @@ def run_in_order(items: list[Mapping[str, Any]], secret: Mapping[str, str],
     return results
 
 
-def run_steps(registry: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, str]]]) -> None:
+def run_steps(registry: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, str]]],
+              gather: Callable[[Mapping[str, Any]], dict[str, Any]]) -> None:
     """Several steps on this host in ONE module invocation (one interpreter start, one
     AnsiballZ payload): an onboarding's provision → … → verify costs one, not six.
 
@@ -96,10 +97,23 @@ def run_steps(registry: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, s
     key to its secret part as one JSON string, so Ansible masks it whole and the non-secret
     leaves of one step's secret part never blank another step's message (`run_in_order`).
     The module itself never fails on a step's failure: the result says per step.
+
+    ``facts`` (optional, the facts module's spec): the host's facts taken after the steps,
+    in the same invocation, so the apply's re-observation need not start another run for
+    this host (adapters/hosts.py `run_steps_then_gather`). Facts that cannot be read are
+    reported as ``facts_error``, never as facts.
     """
     module = AnsibleModule(
         argument_spec={"steps": {"type": "list", "elements": "dict", "required": True},
-                       "secret": {"type": "dict", "default": {}, "no_log": True}},
+                       "secret": {"type": "dict", "default": {}, "no_log": True},
+                       "facts": {"type": "dict", "required": False}},
         supports_check_mode=False)
     results = run_in_order(module.params["steps"], module.params["secret"] or {}, registry)
-    module.exit_json(changed=any(r["changed"] for r in results.values()), steps=results)
+    out: dict[str, Any] = {"changed": any(r["changed"] for r in results.values()),
+                           "steps": results}
+    if module.params.get("facts"):
+        try:
+            out["facts"] = gather(module.params["facts"])
+        except (fsutil.HostFileError, stack.StackError) as exc:
+            out["facts_error"] = str(exc)
+    module.exit_json(**out)
