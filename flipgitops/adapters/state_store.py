@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -393,14 +394,39 @@ class Journal:
         self.run_id = run_id or new_run_id()
         self.key = self.store.key("runs", self.env, f"{self.run_id}.jsonl")
         self.lines: list[dict[str, Any]] = []
+        self._held = 0
+        self._pending = False
 
     def event(self, event: str, **fields: Any) -> None:
         line = {"at": now_iso(), "run_id": self.run_id, "event": event}
         line.update({k: v for k, v in fields.items() if v is not None})
         self.lines.append(line)
+        self._pending = True
+        if not self._held:
+            self.flush()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Events inside are stored together when it ends (one write, not one each): the
+        starts, and then the outcomes, of a group of actions that ran as one, e.g. the
+        sixty host steps of ten onboardings in one host run. Nothing is lost that matters:
+        a run killed before the write is replanned from what is live."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held:
+                self.flush()
+
+    def flush(self) -> None:
+        """Store every event so far now (also inside `hold`, e.g. before a hard exit)."""
+        if not self._pending:
+            return
         body = "".join(json.dumps(entry, sort_keys=True, default=str) + "\n"
                        for entry in self.lines)
         self.store.put_text(self.key, body, content_type="application/x-ndjson")
+        self._pending = False
 
     def _action(self, event: str, action: Action, **fields: Any) -> None:
         self.event(event, action=action.id, kind=action.kind, target=action.target, **fields)

@@ -33,7 +33,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +83,12 @@ class Journal(Protocol):
                message: str | None = None) -> None: ...
     def failure(self, action: Action, error: str) -> None: ...
     def skipped(self, action: Action, reason: str) -> None: ...
+    def hold(self) -> AbstractContextManager[None]:
+        """Events inside are stored together at its end (one write)."""
+        ...
+    def flush(self) -> None:
+        """Store every event so far now, also inside `hold`."""
+        ...
 
 
 class Progress(Protocol):
@@ -165,9 +172,10 @@ class _FaultHook:
         self.limit = int(raw) if raw.isdigit() and int(raw) > 0 else None
         self.count = 0
 
-    def action_finished(self) -> None:
+    def action_finished(self, flush: Callable[[], None]) -> None:
         self.count += 1
         if self.limit is not None and self.count >= self.limit:
+            flush()  # the journal as a killed run leaves it: every finished action in it
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(FAULT_EXIT_CODE)
@@ -260,6 +268,25 @@ class _Recorder:
 
     def skipped(self, action: Action, reason: str) -> None:
         self._write(lambda j: j.skipped(action, reason))
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The events of a group of actions that start (or end) together, in one write."""
+        if self._journal is None or self.error is not None:
+            yield
+            return
+        held = self._journal.hold()
+        held.__enter__()  # only counts: the write is at its end, which may fail like any
+        try:
+            yield
+        finally:
+            def leave(_j: Journal) -> None:
+                held.__exit__(None, None, None)
+
+            self._write(leave)
+
+    def flush(self) -> None:
+        self._write(lambda j: j.flush())
 
 
 def unsettled(plan: Plan) -> list[str]:
@@ -471,14 +498,16 @@ def _run_wave(index: int, total: int, runnable: list[Action], ctx: ExecContext, 
             for action in group:
                 _not_run(action, why, result, journal)
             continue
-        for action in group:
-            run.progress.started(action)
-            journal.start(action)
+        with journal.hold():
+            for action in group:
+                run.progress.started(action)
+                journal.start(action)
         outcomes = _run_group(ctx, group)
-        for action in group:
-            _record_outcome(action, outcomes.get(action.id, Outcome(False, False,
-                                                                    "not executed")),
-                            run, result, journal, fault)
+        with journal.hold():
+            for action in group:
+                _record_outcome(action, outcomes.get(action.id, Outcome(False, False,
+                                                                        "not executed")),
+                                run, result, journal, fault)
 
 
 def _record_outcome(action: Action, outcome: Outcome, run: Run, result: ApplyResult,
@@ -493,7 +522,7 @@ def _record_outcome(action: Action, outcome: Outcome, run: Run, result: ApplyRes
         journal.failure(action, outcome.message)
     run.progress.finished(action, outcome.ok, outcome.message)
     if not run.dry_run:
-        fault.action_finished()
+        fault.action_finished(journal.flush)
 
 
 class _Chain:
@@ -548,11 +577,18 @@ class _Chain:
         run.progress.start_wave(first, self.total, everything)
         run.progress.line(f"waves {first}-{last}/{self.total}: one host run, each host's "
                           "steps in one go")
-        for action in everything:
-            run.progress.started(action)
-            journal.start(action)
+        with journal.hold():
+            for action in everything:
+                run.progress.started(action)
+                journal.start(action)
         outcomes, skipped = self._execute(waves)
         interrupted = _stop(run, result, journal) == INTERRUPTED
+        with journal.hold():
+            self._record(waves, outcomes, skipped, interrupted)
+
+    def _record(self, waves: list[tuple[int, list[Action]]], outcomes: dict[str, Outcome],
+                skipped: dict[str, str], interrupted: bool) -> None:
+        run, result, journal = self.run, self.result, self.journal
         for index, actions in waves:
             run.progress.start_wave(index, self.total, actions)
             for action in actions:

@@ -163,6 +163,7 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     print(f"demo took {elapsed:.1f}s (it printed {took.group('s')} s)")
 
 
+@pytest.mark.long  # a second whole demo; the full suite runs the plain one above
 def test_demo_keep_serves_the_sandbox_until_interrupted() -> None:
     before = _demo_dirs()
     proc = subprocess.Popen(

@@ -137,3 +137,34 @@ def test_a_real_lock_says_who_and_how(state: S3State) -> None:
     assert "alice" in message and f"--lock-id {run}" in message
     state.release_lock(run)
     assert state.read_lock() is None
+
+
+def _journal_lines(state: S3State, clients: Clients, key: str) -> list[str]:
+    try:
+        body = clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    except clients.s3.exceptions.NoSuchKey:
+        return []
+    return [json.loads(line)["event"] for line in body.decode().splitlines()]
+
+
+def test_a_held_journal_stores_its_events_in_one_write_and_flush_stores_them_now(
+        state: S3State, clients: Clients) -> None:
+    journal = state.journal("run-1")
+    puts: list[str] = []
+    clients.s3.meta.events.register("before-call.s3.PutObject",
+                                    lambda **kw: puts.append(kw["params"]["url_path"]))
+    journal.event("run.start")
+    assert _journal_lines(state, clients, journal.key) == ["run.start"] and len(puts) == 1
+    with journal.hold():
+        journal.event("a")
+        with journal.hold():  # nested: the outermost end writes
+            journal.event("b")
+        assert _journal_lines(state, clients, journal.key) == ["run.start"]
+        journal.flush()  # e.g. before a hard exit: everything so far, now
+        assert _journal_lines(state, clients, journal.key) == ["run.start", "a", "b"]
+        journal.event("c")
+    assert _journal_lines(state, clients, journal.key) == ["run.start", "a", "b", "c"]
+    assert len(puts) == 3  # run.start, the flush, the end of the hold
+    with journal.hold():
+        pass
+    assert len(puts) == 3  # nothing new, nothing written
