@@ -89,7 +89,13 @@ class _Batch:
             result = results.get(action_id) or HostResult(name, False, False, "no result")
             out[action_id] = Outcome(result.ok, result.changed, result.message)
             if result.ok and self.done is not None:
-                self.done(self.actions[action_id], result)
+                try:
+                    self.done(self.actions[action_id], result)
+                except FlipGitopsError as exc:
+                    # The host did it; recording it (the ledger) failed: the action failed,
+                    # never the run, so the report still says what completed and why not.
+                    out[action_id] = Outcome(False, True, f"{result.message}; but recording "
+                                                          f"it failed: {exc}")
         return out
 
 

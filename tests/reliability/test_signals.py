@@ -149,7 +149,10 @@ def test_each_signal_at_each_point_stops_cleanly_and_a_rerun_converges(box: Sand
 
 def test_the_state_bucket_deleted_mid_apply_is_reported_without_a_traceback(
         box: Sandbox) -> None:
-    """Runs on the converged world the test above leaves (a change that needs host work)."""
+    """Runs on the converged world the test above leaves (a change that needs host work);
+    converges it first when it runs alone (or on another worker, with a fresh world)."""
+    ready = box.cli(*APPLY)
+    assert ready.code == 0, ready.text
     state = StateBucket(box)
     doc = box.manifest_doc(TRUSTS)
     doc["trusts"][0]["settings"]["POLL_INTERVAL_SECONDS"] = "2"
