@@ -4,6 +4,7 @@ a failed step stops only what depends on it, secrets stay out of every message."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -25,17 +26,24 @@ K = ActionKind
 SECRET = "s3cr3t-trust-api-key-0600-do-not-show"
 
 
-@pytest.mark.slow
-def test_one_run_one_invocation_and_a_failure_stops_only_its_dependents(
-        tmp_path: Path, clean_tmp: None) -> None:
+def _provision_and_kit_file(tmp_path: Path) -> tuple[Any, HostTarget, list[HostStep]]:
+    """A bare local host, and the steps provision ("p") -> write_kit_file ("w")."""
     world = bare_world(tmp_path)
     trust = world.manifest.trusts[0]
     target = HostTarget.of(world.manifest, trust, world.root)
     profile = kitfile.host_profile(world.manifest, trust, slot_number=1)
-    steps = [
+    return world, target, [
         HostStep("p", K.HOST_PROVISION, HostTask(target, ProvisionInput(profile, 1))),
         HostStep("w", K.HOST_WRITE_KIT_FILE,
                  HostTask(target, KitFileInput(SecretStr(f"TRUST_API_KEY={SECRET}\n"))), ("p",)),
+    ]
+
+
+@pytest.mark.slow
+def test_one_run_one_invocation_and_a_failure_stops_only_its_dependents(
+        tmp_path: Path, clean_tmp: None) -> None:
+    world, target, steps = _provision_and_kit_file(tmp_path)
+    steps += [
         HostStep("s", K.HOST_START_STACK, HostTask(target, StackInput()), ("w",)),
         HostStep("v", K.HOST_VERIFY, HostTask(target, VerifyInput("Trust_1", 5)), ("s",)),
     ]
@@ -56,15 +64,7 @@ def test_facts_taken_after_the_steps_are_the_facts_a_gather_then_finds(
         tmp_path: Path, clean_tmp: None) -> None:
     # The re-observation after an apply uses these instead of a run of its own, so they must
     # be what a separate gather says of the host once the steps are done, and hold no secret.
-    world = bare_world(tmp_path)
-    trust = world.manifest.trusts[0]
-    target = HostTarget.of(world.manifest, trust, world.root)
-    profile = kitfile.host_profile(world.manifest, trust, slot_number=1)
-    steps = [
-        HostStep("p", K.HOST_PROVISION, HostTask(target, ProvisionInput(profile, 1))),
-        HostStep("w", K.HOST_WRITE_KIT_FILE,
-                 HostTask(target, KitFileInput(SecretStr(f"TRUST_API_KEY={SECRET}\n"))), ("p",)),
-    ]
+    world, target, steps = _provision_and_kit_file(tmp_path)
     results, facts = world.hosts.run_steps_then_gather(steps, [target])
     assert results["p"].ok and results["w"].ok
     assert world.hosts.module_invocations == {"Trust_1": 1}
