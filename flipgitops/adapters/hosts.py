@@ -153,10 +153,14 @@ class AnsibleHosts:
     def __repr__(self) -> str:
         return f"AnsibleHosts(forks<={self._max_forks})"
 
+    def _host_endpoints(self) -> Mapping[str, Any]:
+        """The endpoints given here, else FLIPGITOPS_ENDPOINTS' (facts need both halves)."""
+        return self._endpoints if self._endpoints is not None else host_endpoints()
+
     # -- HostPort ---------------------------------------------------------------------------
 
     def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
-        endpoints = self._endpoints if self._endpoints is not None else host_endpoints()
+        endpoints = self._host_endpoints()
         calls, problems = _calls(((t, None) for t in targets), lambda t, _: (
             build.FACTS_MODULE, build.facts_spec(t, endpoints), None))
         outcomes = self._run(build.FACTS_STEP, calls, cancel=None)
@@ -250,7 +254,7 @@ class AnsibleHosts:
                  for trust, items in per_host.items()}
         wanted: dict[str, HostTarget] = {}
         if facts_after:
-            endpoints = self._endpoints if self._endpoints is not None else host_endpoints()
+            endpoints = self._host_endpoints()
             for target in facts_after:
                 trust = target.trust
                 if trust in wanted:
