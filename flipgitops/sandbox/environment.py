@@ -28,8 +28,9 @@ from typing import Any, Literal
 from ruamel.yaml import YAML
 
 from flipgitops.adapters.waiting import WAITS_ENV
-from flipgitops.sandbox.flip import trust_api
+from flipgitops.sandbox.flip import docker_client, trust_api
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
+from flipgitops.sandbox.flip.cli_server import CliServer
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
 from flipgitops.sandbox.flip.world import StandinHub, write_world
 from flipgitops.sandbox.moto_server import MOTO_ACCOUNT_ID, SANDBOX_ENV, MotoServer, moto_server
@@ -111,6 +112,8 @@ class Sandbox:
     # per trust the manifest `host` fields that replace the local defaults (ssh hosts).
     hosts_root: Path | None = None
     host_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The stand-in container CLI's fork server (cli_server.py), if one runs for this world.
+    cli_socket: Path | None = None
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
     # -- paths and processes ---------------------------------------------------------------
@@ -130,7 +133,11 @@ class Sandbox:
         return self.hosts_dir / trust / "docker"
 
     def docker(self, trust: str) -> str:
-        return (f"{standin_docker()} --daemon-dir {self.daemon_dir(trust)} "
+        """The host's `docker`: the thin client of this world's fork server when one runs
+        (docker_client.py, the least Python start), else the whole stand-in CLI."""
+        client = (f"{sys.executable} -I -S {docker_client.__file__} --server {self.cli_socket}"
+                  if self.cli_socket is not None else standin_docker())
+        return (f"{client} --daemon-dir {self.daemon_dir(trust)} "
                 f"--world {self.root / 'world.json'}")
 
     def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -337,6 +344,7 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
                                              fl_port=8002, era=registry, bind=hub_bind,
                                              advertise=hub_advertise))
         write_world(root / "world.json", {f"https://{DOMAIN}": hub.hub_url})
+        cli = stack.enter_context(CliServer())
         checkout = make_flip_checkout(root / "FLIP")
         repo = root / "repo"
         (repo / "environments").mkdir(parents=True, exist_ok=True)
@@ -344,7 +352,7 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
         box = Sandbox(root=root, moto=server, hub=hub, checkout=checkout, repo=repo,
                       env_name=env_name, hosts_root=hosts_root,
                       host_fields={k: dict(v) for k, v in (host_fields or {}).items()},
-                      _stack=stack)
+                      cli_socket=cli.socket, _stack=stack)
         box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist,
                                             fl_backend=fl_backend),
                            commit="the environment")

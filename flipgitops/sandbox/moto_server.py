@@ -42,6 +42,13 @@ class MotoServer:
 def moto_server() -> Iterator[MotoServer]:
     """Start a ThreadedMotoServer on 127.0.0.1:<free port>; stop it on exit."""
     import logging
+    import os
+
+    # moto builds 1,282 default AMIs (and an EBS volume for each) whenever it creates an EC2
+    # backend: on first use and again after every reset, 0.2-0.75 s each time. Nothing in
+    # the sandbox describes images, so it is skipped unless the caller asked for it. moto
+    # reads the variable when it builds a backend, in this process (its server is a thread).
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
     from moto.server import ThreadedMotoServer
 

@@ -1,6 +1,6 @@
 """`flip-standin-docker`: the container CLI a sandbox trust host runs instead of `docker`.
 
-    flip-standin-docker --daemon-dir DIR [--world FILE] <docker args…>
+    flip-standin-docker [--server SOCK] --daemon-dir DIR [--world FILE] <docker args…>
 
 DIR holds one host's daemon state (daemon.py). The commands are exactly those FLIP's
 trust/Makefile@0046dc28 and a careful operator run (create-networks, up-trust, down-trust;
@@ -22,37 +22,44 @@ empty (compose would blank it; FLIP's services crash on blank values), and an FL
 whose source is missing (Docker would create an empty root-owned dir and the client would
 crash-loop). The `trust-api` image runs as a real process (trust_api.py); every other
 container is recorded as running without one.
+
+`--server SOCK` hands the command to the fork server listening there (cli_server.py), which
+runs exactly this code in a fork with this process's cwd, environment and stdio, instead of
+this process importing it; with no server there (or not this user's), the command runs here.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
-from importlib import import_module
-from pathlib import Path
 
-from flipgitops.sandbox.flip.cli_support import Cli, CliError
-from flipgitops.sandbox.flip.daemon import Daemon
+# Not `from typing import TYPE_CHECKING`: importing typing is a third of what a forwarded
+# command costs, and a forwarded command is all this process does.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from flipgitops.sandbox.flip.cli_support import Cli
 
 _PACKAGE = "flipgitops.sandbox.flip"
 # Each docker command is one process start, and a host step runs about twenty of them, so
 # a command imports only what it plays: `version` does not load the compose reader, `ps`
-# does not load the trust-api poller (command -> module, handler).
+# does not load the trust-api poller (command -> module, handler). With `--server` the
+# process imports nothing of ours at all: cli_server's fork runs the command.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("engine_commands", "version"), "info": ("engine_commands", "info"),
     "swarm": ("engine_commands", "swarm"), "network": ("engine_commands", "network"),
     "ps": ("engine_commands", "docker_ps"), "stop": ("engine_commands", "docker_stop"),
     "compose": ("compose_commands", "compose"),
 }
-# The refusals a command may raise besides CliError, printed like it: (module, class). A
-# module the command never imported cannot have raised its error.
-_REFUSALS = (("compose_names", "ComposeError"), ("world", "WorldError"))
+# The refusals a command may raise, printed on stderr: (module, class). A module the
+# command never imported cannot have raised its error.
+_REFUSALS = (("cli_support", "CliError"), ("compose_names", "ComposeError"),
+             ("world", "WorldError"))
+_GLOBAL_FLAGS = ("--daemon-dir", "--world", "--server")
 
 
 def _refusal(exc: Exception) -> bool:
-    if isinstance(exc, CliError):
-        return True
     for module, name in _REFUSALS:
         loaded = sys.modules.get(f"{_PACKAGE}.{module}")
         if loaded is not None and isinstance(exc, getattr(loaded, name)):
@@ -60,12 +67,21 @@ def _refusal(exc: Exception) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None,
+         forward: bool = True) -> int:
+    """Run one docker command; through the fork server when `--server SOCK` names a live
+    one (and ``forward``: the server's fork runs this with forward=False)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    env = dict(os.environ if environ is None else environ)
     try:
-        cli, rest = _global_options(args)
-        return _dispatch(cli, rest, env)
+        flags, rest = _global_options(args)
+        if forward and flags.get("--server") and environ is None:
+            from flipgitops.sandbox.flip.docker_client import forward as forward_to
+
+            forwarded = forward_to(flags["--server"], args)
+            if forwarded is not None:
+                return forwarded
+        env = dict(os.environ if environ is None else environ)
+        return _dispatch(_cli(flags), rest, env)
     except BrokenPipeError:  # `… | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -77,32 +93,39 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         return 1
 
 
-
-def _global_options(args: list[str]) -> tuple[Cli, list[str]]:
-    daemon_dir: str | None = None
-    world: str | None = None
+def _global_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    flags: dict[str, str] = {}
     while args and args[0].startswith("--"):
         flag, eq, value = args[0].partition("=")
-        if flag not in ("--daemon-dir", "--world"):
+        if flag not in _GLOBAL_FLAGS:
             break
         if not eq:
             if len(args) < 2:
+                from flipgitops.sandbox.flip.cli_support import CliError
+
                 raise CliError(f"flag needs an argument: {flag}")
             value = args[1]
             args = args[2:]
         else:
             args = args[1:]
-        if flag == "--daemon-dir":
-            daemon_dir = value
-        else:
-            world = value
-    if not daemon_dir:
+        flags[flag] = value
+    return flags, args
+
+
+def _cli(flags: Mapping[str, str]) -> Cli:
+    from pathlib import Path
+
+    from flipgitops.sandbox.flip.cli_support import Cli, CliError
+    from flipgitops.sandbox.flip.daemon import Daemon
+
+    if not flags.get("--daemon-dir"):
         raise CliError(
             "flip-standin-docker needs --daemon-dir DIR (one host's daemon state) before the "
             "docker arguments, e.g. flip-standin-docker --daemon-dir /tmp/x/host1/docker ps"
         )
+    world = flags.get("--world")
     world_path = Path(world).expanduser().resolve() if world else None
-    return Cli(Daemon(Path(daemon_dir)), world_path), args
+    return Cli(Daemon(Path(flags["--daemon-dir"])), world_path)
 
 
 def _dispatch(cli: Cli, args: list[str], env: dict[str, str]) -> int:
@@ -111,10 +134,14 @@ def _dispatch(cli: Cli, args: list[str], env: dict[str, str]) -> int:
         return 0
     entry = _COMMANDS.get(args[0])
     if entry is None:
+        from flipgitops.sandbox.flip.cli_support import CliError
+
         raise CliError(
             f"docker: '{args[0]}' is not a docker command the stand-in plays "
             f"(it plays: {', '.join(_COMMANDS)})."
         )
+    from importlib import import_module
+
     module, name = entry
     handler: Callable[[Cli, list[str], dict[str, str]], int] = getattr(
         import_module(f"{_PACKAGE}.{module}"), name)

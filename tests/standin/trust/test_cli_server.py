@@ -1,0 +1,130 @@
+"""The stand-in container CLI's fork server (cli_server.py) and its thin client
+(docker_client.py): a forwarded command must be indistinguishable from the same command run
+by the whole stand-in CLI in a process of its own — output, exit status, working directory,
+environment — and the client must stay thin, or the server buys nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flipgitops.sandbox.flip import docker_client
+from flipgitops.sandbox.flip.cli_server import CliServer, decode_request
+
+COMPOSE = """\
+services:
+  api:
+    image: "busybox:${TAG}"
+  db:
+    image: "postgres:16"
+"""
+
+
+def _client(sock: Path, daemon: Path, *args: str, cwd: Path, env: dict[str, str],
+            python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-I", "-S", *python_flags, docker_client.__file__,
+         "--server", str(sock), "--daemon-dir", str(daemon), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _whole_cli(daemon: Path, *args: str, cwd: Path,
+               env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flipgitops.sandbox.flip.container_cli", "--daemon-dir",
+         str(daemon), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+        check=False)
+
+
+COMMANDS: list[tuple[str, ...]] = [
+    ("version",),
+    ("info", "--format", "{{.Swarm.LocalNodeState}}"),
+    ("network", "inspect", "deploy_trust-network-1"),  # refused: exit 1, Docker's message
+    ("nonsense",),  # not a command the stand-in plays
+    ("compose", "-p", "Not_Valid", "ps"),  # a refusal raised by a lazily imported module
+    ("compose", "-f", "c.yml", "-p", "proj", "config", "--services"),  # cwd: c.yml
+    ("compose", "-f", "c.yml", "-p", "proj", "config", "--hash", "*"),  # env: ${TAG}
+    ("compose", "-f", "c.yml", "-p", "proj", "ps", "--format", "json", "-a"),
+]
+
+
+def test_a_forwarded_command_is_the_command_run_in_its_own_process(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "c.yml").write_text(COMPOSE, encoding="utf-8")
+    env = {**os.environ, "TAG": "1.36"}
+    with CliServer() as server:
+        for args in COMMANDS:
+            via = _client(server.socket, tmp_path / "served", *args, cwd=work, env=env)
+            own = _whole_cli(tmp_path / "own", *args, cwd=work, env=env)
+            assert (via.returncode, via.stdout, via.stderr) == \
+                (own.returncode, own.stdout, own.stderr), args
+        # the environment reached the fork: another TAG, another hash
+        hashes = {tag: _client(server.socket, tmp_path / "served", *COMMANDS[6], cwd=work,
+                               env={**os.environ, "TAG": tag}).stdout for tag in ("1", "2")}
+        assert hashes["1"] and hashes["1"] != hashes["2"]
+    assert _whole_cli(tmp_path / "own", "nonsense", cwd=work, env=env).returncode == 1
+
+
+def test_with_no_server_the_client_runs_the_whole_cli_itself(tmp_path: Path) -> None:
+    gone = tmp_path / "no-such.sock"
+    via = _client(gone, tmp_path / "d", "version", cwd=tmp_path, env=dict(os.environ))
+    own = _whole_cli(tmp_path / "d", "version", cwd=tmp_path, env=dict(os.environ))
+    assert via.returncode == 0 and via.stdout == own.stdout and "Version:" in via.stdout
+    refused = _client(gone, tmp_path / "d", "nonsense", cwd=tmp_path, env=dict(os.environ))
+    assert refused.returncode == 1 and "is not a docker command" in refused.stderr
+
+
+def test_the_client_imports_nothing_of_ours(tmp_path: Path) -> None:
+    with CliServer() as server:
+        got = _client(server.socket, tmp_path / "d", "version", cwd=tmp_path,
+                      env=dict(os.environ), python_flags=("-X", "importtime"))
+    assert got.returncode == 0 and "Version:" in got.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in got.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "_socket" in imported  # the report is there, and lists what was imported
+    assert not [m for m in imported if m.startswith(("flipgitops", "socket", "typing"))]
+
+
+def test_only_its_own_user_may_connect_and_bad_requests_change_nothing(tmp_path: Path) -> None:
+    with CliServer() as server:
+        assert stat.S_IMODE(server.socket.stat().st_mode) == 0o600
+        for garbage in (b"", b"\x00" * 8, b"\x00\x00\x00\x00\x00\x00\x00\x05nope!"):
+            raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            raw.connect(str(server.socket))
+            raw.sendall(garbage)
+            raw.shutdown(socket.SHUT_WR)
+            assert raw.recv(1) == b""  # not served: no b"S", the client would run it itself
+            raw.close()
+        ok = _client(server.socket, tmp_path / "d", "version", cwd=tmp_path,
+                     env=dict(os.environ))
+        assert ok.returncode == 0 and "Version:" in ok.stdout
+        assert server.alive()
+    assert not server.socket.exists() and not server.alive()
+
+
+@pytest.mark.parametrize("payload", [b"", b"/cwd", b"/cwd\x00x", b"/cwd\x003\x00a"])
+def test_a_malformed_request_is_refused(payload: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_request(payload)
+
+
+def test_a_request_decodes_to_cwd_argv_and_environment() -> None:
+    payload = b"\x00".join([b"/w", b"2", b"ps", b"-a", b"A=1", b"B=x=y", b"junk"])
+    assert decode_request(payload) == ("/w", ["ps", "-a"], {"A": "1", "B": "x=y"})
+
+
+@pytest.mark.parametrize(("args", "server"), [
+    (["--server", "/s", "ps"], "/s"), (["--server=/s", "ps"], "/s"),
+    (["--daemon-dir", "/d", "--server", "/s", "ps"], "/s"), (["--daemon-dir=/d", "ps"], None),
+    (["ps", "--server", "/s"], None), (["--server"], None),
+])
+def test_the_client_finds_server_only_among_the_global_flags(args: list[str],
+                                                             server: str | None) -> None:
+    assert docker_client.server_flag(args) == server
