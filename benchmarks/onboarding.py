@@ -60,11 +60,17 @@ def _specs() -> list[Any]:
 
 
 # The hosts' container CLI, wrapped to count its invocations per host: one line per
-# command into the host's log, holding only the command's first word (`compose`, `ps`...),
-# never an argument.
+# command into the host's log, holding only the command's first word (`compose`, `ps`...,
+# the word after the sandbox's last global flag `--world FILE`), never an argument.
 _COUNTING_DOCKER = """#!/bin/sh
 log="$1"; shift
-printf '%s\\n' "$6" >> "$log"
+word=""; prev=""; next=""
+for a in "$@"; do
+  if [ -n "$next" ]; then word="$a"; break; fi
+  if [ "$prev" = "--world" ]; then next=1; fi
+  prev="$a"
+done
+printf '%s\\n' "$word" >> "$log"
 exec "$@"
 """
 
@@ -105,6 +111,7 @@ def _env(box: Any, out: Path) -> dict[str, str]:
 def _apply(box: Any, label: str) -> tuple[float, dict[str, Any]]:
     """One `flipgitops apply` as a subprocess; (seconds, what the probe counted)."""
     out = box.root / f"probe-{label}.json"
+    server_before = _server_cpu(box)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc, seconds, _ = timed(lambda: subprocess.run(
         [sys.executable, str(PROBE), *APPLY], cwd=box.repo, env=_env(box, out),
@@ -120,24 +127,33 @@ def _apply(box: Any, label: str) -> tuple[float, dict[str, Any]]:
     counts["docker"] = {host: sum(c.values()) for host, c in calls.items()}
     counts["docker_words"] = dict(calls.get(f"Trust_{label.split('-')[-1]}") or {})
     # CPU of the apply's whole process tree that was waited for: the CLI, ansible-playbook
-    # and its workers, the modules on the (local) hosts, the container CLI they run.
-    counts["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # and its workers, the modules on the (local) hosts, the container-CLI clients they run;
+    # plus the stand-in CLI server's forks, which run those commands outside that tree.
+    counts["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) \
+        + _server_cpu(box) - server_before
     return seconds, counts
 
 
-STANDIN_SAMPLES = 3
+STANDIN_SAMPLES = 10
+
+
+def _server_cpu(box: Any) -> float:
+    server = getattr(box, "cli_server", None)
+    return float(server.cpu_seconds()) if server is not None else 0.0
 
 
 def standin_command_cpu(box: Any) -> float:
-    """CPU-s of one stand-in container-CLI command (`version`): a Python process start,
-    which a real host's docker CLI does not cost."""
+    """CPU-s of one stand-in container-CLI command (`version`): the thin client's Python
+    start plus the server's fork (cli_server.py), which a real host's docker CLI does not
+    cost."""
     command = [*shlex.split(box.docker("Trust_1")), "version"]
+    server_before = _server_cpu(box)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(STANDIN_SAMPLES):
         subprocess.run(command, capture_output=True, timeout=60, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) \
-        / STANDIN_SAMPLES
+    return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            + _server_cpu(box) - server_before) / STANDIN_SAMPLES
 
 
 def _scenario(server: Any, root: Path, sizes: list[int]
@@ -225,8 +241,9 @@ def main() -> int:
     cpu_per_trust = ratio(ten_counts["cpu"] - one_counts["cpu"], BATCH - 1)
     new_host = (ten_counts.get("docker") or {}).get(f"Trust_{BATCH}", 0)
     print(f"CPU per extra trust: {cpu_per_trust:.1f} CPU-s, of which the stand-in container "
-          f"CLI ~{new_host * standin:.1f} ({new_host} commands x {standin:.2f} CPU-s, a Python "
-          f"start each); all of it on this machine: {BATCH} local hosts on {cores} core(s) "
+          f"CLI ~{new_host * standin:.1f} ({new_host} commands x {standin:.3f} CPU-s: a thin "
+          f"client's Python start and a fork of the stand-in's server each); all of it on "
+          f"this machine: {BATCH} local hosts on {cores} core(s) "
           f"need at least {ten_counts['cpu'] / cores:.1f} s of wall time "
           f"({ratio(ten_counts['cpu'] / cores, one):.2f}x the 1-trust apply)")
     per_host = Counter((ten_counts.get("module_events") or {}).values())

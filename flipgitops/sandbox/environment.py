@@ -113,7 +113,7 @@ class Sandbox:
     hosts_root: Path | None = None
     host_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The stand-in container CLI's fork server (cli_server.py), if one runs for this world.
-    cli_socket: Path | None = None
+    cli_server: CliServer | None = None
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
     # -- paths and processes ---------------------------------------------------------------
@@ -135,8 +135,9 @@ class Sandbox:
     def docker(self, trust: str) -> str:
         """The host's `docker`: the thin client of this world's fork server when one runs
         (docker_client.py, the least Python start), else the whole stand-in CLI."""
-        client = (f"{sys.executable} -I -S {docker_client.__file__} --server {self.cli_socket}"
-                  if self.cli_socket is not None else standin_docker())
+        client = (f"{sys.executable} -I -S {docker_client.__file__} "
+                  f"--server {self.cli_server.socket}"
+                  if self.cli_server is not None else standin_docker())
         return (f"{client} --daemon-dir {self.daemon_dir(trust)} "
                 f"--world {self.root / 'world.json'}")
 
@@ -352,7 +353,7 @@ def sandbox(root: Path, *, env_name: str = "dev", trusts: Sequence[TrustSpec] = 
         box = Sandbox(root=root, moto=server, hub=hub, checkout=checkout, repo=repo,
                       env_name=env_name, hosts_root=hosts_root,
                       host_fields={k: dict(v) for k, v in (host_fields or {}).items()},
-                      cli_socket=cli.socket, _stack=stack)
+                      cli_server=cli, _stack=stack)
         box.write_manifest(box.manifest_doc(trusts, registry=registry, allowlist=allowlist,
                                             fl_backend=fl_backend),
                            commit="the environment")

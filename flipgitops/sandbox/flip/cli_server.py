@@ -316,6 +316,18 @@ class CliServer:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU the server and its finished forks used so far (for benchmarks: the commands'
+        work is no longer in their caller's process tree)."""
+        if not self.alive():
+            return 0.0
+        assert self._proc is not None
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
