@@ -43,8 +43,9 @@ from flipgitops.model.observed import (
     ObservedSecret,
     ObservedState,
 )
-from flipgitops.sandbox.flip import trust_api
+from flipgitops.sandbox.flip import docker_client, trust_api
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
+from flipgitops.sandbox.flip.cli_server import CliServer
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
 from flipgitops.sandbox.flip.world import StandinHub, write_world
 from flipgitops.sandbox.moto_server import MotoServer
@@ -155,12 +156,14 @@ def build_world(root: Path, moto: MotoServer, *, trusts: tuple[str, ...] = ("Tru
                 registered: tuple[str, ...] = ("Trust_1",), backend: str = "nvflare",
                 ) -> Iterator[HostWorld]:
     checkout = make_flip_checkout(root / "FLIP")
-    with StandinHub(moto.url, REGION, domain=DOMAIN, fl_host=FL_HOST, fl_port=8002) as hub:
+    with StandinHub(moto.url, REGION, domain=DOMAIN, fl_host=FL_HOST, fl_port=8002) as hub, \
+            CliServer() as cli:
         write_world(root / "world.json", {f"https://{DOMAIN}": hub.hub_url})
         entries = []
-        for name in trusts:
+        for name in trusts:  # the hosts' docker: the thin client of the stand-in's server
             daemon = root / "hosts" / name / "docker"
-            docker = " ".join([STANDIN_DOCKER, "--daemon-dir", str(daemon),
+            docker = " ".join([sys.executable, "-I", "-S", docker_client.__file__,
+                               "--server", str(cli.socket), "--daemon-dir", str(daemon),
                                "--world", str(root / "world.json")])
             entries.append(trust_entry(name, f"C{name[-1]}X",
                                        flip_root=str(root / "hosts" / name / "flip"),
