@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from flipgitops.sandbox.demo import TMP_PREFIX
+from flipgitops.sandbox.flip import processes
 
 pytestmark = pytest.mark.slow
 
@@ -106,13 +107,7 @@ def _port_open(url: str) -> bool:
 
 def _stop(proc: subprocess.Popen[str]) -> None:
     """SIGTERM first: the demo cleans up its sandbox on it (SIGKILL would leave the temp dir)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    processes.stop_child(proc, grace=60)
 
 
 def _assert_left_nothing(output: str, before: set[str]) -> None:

@@ -40,6 +40,8 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
+from flipgitops.sandbox.flip import processes
+
 MODULE = "flipgitops.sandbox.flip.cli_server"
 _MAX_PAYLOAD = 16 << 20
 _FDS = 3
@@ -299,15 +301,10 @@ class CliServer:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            processes.stop_child(proc, grace=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         with contextlib.suppress(OSError):

@@ -15,6 +15,10 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the container CLI imports this module on every command: no subprocess
+    import subprocess
 
 PROC = Path("/proc")
 
@@ -59,6 +63,20 @@ def terminate(pid: int, started: int, grace: float = 3.0) -> bool:
                 return True
             time.sleep(0.02)
     return not alive(pid, started)
+
+
+def stop_child(proc: subprocess.Popen[str], grace: float) -> None:
+    """Stop a child we started and hold: SIGTERM, so it cleans up after itself (the CLI
+    server removes its socket, the demo its sandbox), SIGKILL after ``grace`` seconds."""
+    from subprocess import TimeoutExpired
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def cmdline(pid: int) -> list[str]:
