@@ -310,6 +310,10 @@ class CliServer:
         with contextlib.suppress(OSError):
             self._dir.rmdir()
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -5,6 +5,7 @@ environment — and the client must stay thin, or the server buys nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -107,6 +108,82 @@ def test_only_its_own_user_may_connect_and_bad_requests_change_nothing(tmp_path:
         assert ok.returncode == 0 and "Version:" in ok.stdout
         assert server.alive()
     assert not server.socket.exists() and not server.alive()
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8")
+    return [int(p) for p in text.split()]
+
+
+def _full_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is full: the next write to it blocks until someone reads."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETFL, os.O_NONBLOCK)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, 0)
+    return read_end, write_end
+
+
+def _blocked_command(server: CliServer, daemon: Path, stdout: int
+                     ) -> tuple[subprocess.Popen[bytes], int]:
+    """A client whose command (`version`) is running in a fork, blocked on its stdout."""
+    import time
+
+    assert server.pid is not None
+    client = subprocess.Popen(
+        [sys.executable, "-I", "-S", docker_client.__file__, "--server", str(server.socket),
+         "--daemon-dir", str(daemon), "version"], stdout=stdout, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not _children(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    forks = _children(server.pid)
+    assert len(forks) == 1, "the command should be running, blocked on its stdout"
+    time.sleep(0.2)
+    assert _children(server.pid) == forks and client.poll() is None  # still blocked
+    return client, forks[0]
+
+
+def _no_children(pid: int, timeout: float = 20) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _children(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _children(pid)
+
+
+def test_a_client_that_dies_takes_its_command_with_it(tmp_path: Path) -> None:
+    """SIGKILL the client while its command runs: the fork must go too, as the process it
+    stands for would have."""
+    import signal
+
+    read_end, write_end = _full_pipe()
+    with CliServer() as server:
+        client, _ = _blocked_command(server, tmp_path / "d", write_end)
+        client.send_signal(signal.SIGKILL)
+        client.wait(timeout=10)
+        assert server.pid is not None and _no_children(server.pid), \
+            "the fork outlived its client"
+        assert server.alive()
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_a_command_killed_by_a_signal_kills_its_client_with_that_signal(tmp_path: Path) -> None:
+    import signal
+
+    read_end, write_end = _full_pipe()
+    with CliServer() as server:
+        client, fork = _blocked_command(server, tmp_path / "d", write_end)
+        os.kill(fork, signal.SIGTERM)
+        assert client.wait(timeout=20) == -signal.SIGTERM
+        assert server.pid is not None and _no_children(server.pid)
+    os.close(read_end)
+    os.close(write_end)
 
 
 @pytest.mark.parametrize("payload", [b"", b"/cwd", b"/cwd\x00x", b"/cwd\x003\x00a"])
