@@ -37,9 +37,12 @@ def forward(path: str, args: list[str]) -> int | None:
             return None
         fields = [cwd, str(len(args)), *args, *(f"{k}={v}" for k, v in os.environ.items())]
         payload = b"\0".join(os.fsencode(f) for f in fields)
+        message = len(payload).to_bytes(8, "big") + payload
         try:
-            conn.sendmsg([len(payload).to_bytes(8, "big") + payload],
-                         [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _stdio_fds())])
+            sent = conn.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                             _stdio_fds())])
+            if sent < len(message):  # a stream may take a long request in parts
+                conn.sendall(message[sent:])
             started = conn.recv(1)
         except OSError:
             return None

@@ -73,6 +73,19 @@ def test_a_forwarded_command_is_the_command_run_in_its_own_process(tmp_path: Pat
     assert _whole_cli(tmp_path / "own", "nonsense", cwd=work, env=env).returncode == 1
 
 
+def test_a_large_environment_arrives_whole(tmp_path: Path) -> None:
+    """Half a megabyte of environment: more than one read on either side of the socket."""
+    (tmp_path / "c.yml").write_text(COMPOSE, encoding="utf-8")
+    filler = {f"FILLER_{i}": "x" * 100_000 for i in range(5)}
+    args = ("compose", "-f", "c.yml", "-p", "proj", "config", "--hash", "*")
+    with CliServer() as server:
+        got = {tag: _client(server.socket, tmp_path / "d", *args, cwd=tmp_path,
+                            env={**os.environ, **filler, "TAG": tag}) for tag in ("1", "2")}
+    own = _whole_cli(tmp_path / "d", *args, cwd=tmp_path, env={**os.environ, "TAG": "1"})
+    assert got["1"].returncode == 0 and got["1"].stdout == own.stdout
+    assert got["1"].stdout != got["2"].stdout
+
+
 def test_with_no_server_the_client_runs_the_whole_cli_itself(tmp_path: Path) -> None:
     gone = tmp_path / "no-such.sock"
     via = _client(gone, tmp_path / "d", "version", cwd=tmp_path, env=dict(os.environ))
