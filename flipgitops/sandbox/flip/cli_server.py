@@ -16,8 +16,10 @@ What makes the fork indistinguishable from a process of its own:
 - its exit status is the client's (a signal death is re-raised on the client);
 - if the client goes away first (killed with its process group, a module timeout), the fork
   is SIGKILLed like the process it stands for, not left finishing a half-watched command;
-- only the server's own user is served (0600 socket, SO_PEERCRED checked): an ssh host's
-  login user falls back to running the command in its own process, with its own uid.
+- only the server's own user, in the server's own namespaces, is served (0600 socket,
+  SO_PEERCRED's uid and the peer's /proc/<pid>/ns checked): an ssh host's login user, or
+  root on a host in a network namespace of its own, runs the command in its own process,
+  as itself and where it is.
 
 Protocol, one command per connection: the client sends an 8-byte length and a NUL-joined
 payload [cwd, argc, argv…, KEY=VALUE…] with three fds; the server answers b"S" once the
@@ -171,6 +173,7 @@ class _Server:
                       ) -> tuple[list[int], tuple[str, list[str], dict[str, str]]] | None:
         conn.settimeout(10.0)
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer = int.from_bytes(creds[0:4], sys.byteorder)
         uid = int.from_bytes(creds[4:8], sys.byteorder)
         data, ancdata, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(_FDS * 4))
         fds = array.array("i")
@@ -178,7 +181,8 @@ class _Server:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(blob[:len(blob) - len(blob) % fds.itemsize])
         received = list(fds)
-        if uid != os.getuid() or len(received) != _FDS or len(data) < 8:
+        if uid != os.getuid() or not _same_namespaces(peer) or len(received) != _FDS \
+                or len(data) < 8:
             for fd in received:
                 os.close(fd)
             return None
@@ -262,6 +266,20 @@ class _Server:
             self.sel.unregister(conn)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+_NAMESPACES = ("net", "mnt", "pid", "uts")
+
+
+def _same_namespaces(pid: int) -> bool:
+    """True when the peer lives in our network, mount, pid and uts namespaces. A fork runs
+    where the server is: a client on a host in a network namespace of its own (the ssh
+    hosts) must run its command there, so it is not served."""
+    try:
+        return all(os.stat(f"/proc/{pid}/ns/{ns}").st_ino == os.stat(f"/proc/self/ns/{ns}").st_ino
+                   for ns in _NAMESPACES)
+    except OSError:
+        return False
 
 
 def serve(path: str) -> int:

@@ -123,6 +123,42 @@ def test_only_its_own_user_may_connect_and_bad_requests_change_nothing(tmp_path:
     assert not server.socket.exists() and not server.alive()
 
 
+_FORWARD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import docker_client
+print(docker_client.forward(sys.argv[2], ["--daemon-dir", sys.argv[3], "version"]))
+"""
+
+
+@pytest.mark.slow
+def test_a_client_in_another_network_namespace_is_not_served(tmp_path: Path) -> None:
+    """A fork runs in the server's namespaces; a host in a network namespace of its own (the
+    ssh hosts, root after become) must run its command there, so the server refuses it and
+    the client runs the whole CLI itself (forward() returns None)."""
+    from tests.sshhosts import PREFIX, skip_or_fail, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        skip_or_fail(reason)
+    netns = f"{PREFIX}cli-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
+    try:
+        with CliServer() as server:
+            probe = [sys.executable, "-I", "-S", "-c", _FORWARD,
+                     str(Path(docker_client.__file__).parent), str(server.socket),
+                     str(tmp_path / "d")]
+            here = subprocess.run(probe, capture_output=True, text=True, timeout=60,
+                                  check=False)
+            there = subprocess.run(["ip", "netns", "exec", netns, *probe], capture_output=True,
+                                   text=True, timeout=60, check=False)
+            assert server.alive()
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
+    assert here.stdout.splitlines()[-1:] == ["0"], here.stdout + here.stderr  # served
+    assert there.stdout.splitlines()[-1:] == ["None"], there.stdout + there.stderr
+
+
 def _children(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8")
     return [int(p) for p in text.split()]
