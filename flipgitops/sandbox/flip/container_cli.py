@@ -25,7 +25,8 @@ container is recorded as running without one.
 
 `--server SOCK` hands the command to the fork server listening there (cli_server.py), which
 runs exactly this code in a fork with this process's cwd, environment and stdio, instead of
-this process importing it; with no server there (or not this user's), the command runs here.
+this process importing it; with no server there that takes it (another user's, another
+namespace's), the command runs here.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ _PACKAGE = "flipgitops.sandbox.flip"
 # Each docker command is one process start, and a host step runs about twenty of them, so
 # a command imports only what it plays: `version` does not load the compose reader, `ps`
 # does not load the trust-api poller (command -> module, handler). With `--server` the
-# process imports nothing of ours at all: cli_server's fork runs the command.
+# command runs in cli_server's fork, which has all of them loaded already; the sandbox's
+# hosts reach it through docker_client.py, which imports nothing of ours.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("engine_commands", "version"), "info": ("engine_commands", "info"),
     "swarm": ("engine_commands", "swarm"), "network": ("engine_commands", "network"),
