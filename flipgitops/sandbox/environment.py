@@ -28,7 +28,7 @@ from typing import Any, Literal
 from ruamel.yaml import YAML
 
 from flipgitops.adapters.waiting import WAITS_ENV
-from flipgitops.sandbox.flip import docker_client, trust_api
+from flipgitops.sandbox.flip import trust_api
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
 from flipgitops.sandbox.flip.cli_server import CliServer
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
@@ -135,8 +135,7 @@ class Sandbox:
     def docker(self, trust: str) -> str:
         """The host's `docker`: the thin client of this world's fork server when one runs
         (docker_client.py, the least Python start), else the whole stand-in CLI."""
-        client = (f"{sys.executable} -I -S {docker_client.__file__} "
-                  f"--server {self.cli_server.socket}"
+        client = (" ".join(self.cli_server.client_command())
                   if self.cli_server is not None else standin_docker())
         return (f"{client} --daemon-dir {self.daemon_dir(trust)} "
                 f"--world {self.root / 'world.json'}")

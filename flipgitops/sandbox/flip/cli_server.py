@@ -42,7 +42,7 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from flipgitops.sandbox.flip import processes
+from flipgitops.sandbox.flip import docker_client, processes
 
 MODULE = "flipgitops.sandbox.flip.cli_server"
 _MAX_PAYLOAD = 16 << 20
@@ -148,13 +148,10 @@ class _Server:
         except (BlockingIOError, InterruptedError):
             return
         try:
-            request = self._read_request(conn)
+            fds, (cwd, argv, env) = self._read_request(conn)
         except (OSError, ValueError):
-            request = None
-        if request is None:
             conn.close()  # not served: the client runs the command itself
             return
-        fds, (cwd, argv, env) = request
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -170,7 +167,9 @@ class _Server:
         self.sel.register(conn, selectors.EVENT_READ, ("client", pid))
 
     def _read_request(self, conn: socket.socket
-                      ) -> tuple[list[int], tuple[str, list[str], dict[str, str]]] | None:
+                      ) -> tuple[list[int], tuple[str, list[str], dict[str, str]]]:
+        """The client's fds and (cwd, argv, environment); ValueError (fds closed) when it is
+        not served: another uid or namespace, or a malformed request."""
         conn.settimeout(10.0)
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer = int.from_bytes(creds[0:4], sys.byteorder)
@@ -181,23 +180,22 @@ class _Server:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(blob[:len(blob) - len(blob) % fds.itemsize])
         received = list(fds)
-        if uid != os.getuid() or not _same_namespaces(peer) or len(received) != _FDS \
-                or len(data) < 8:
-            for fd in received:
-                os.close(fd)
-            return None
-        size = int.from_bytes(data[:8], "big")
-        if size > _MAX_PAYLOAD:
-            raise ValueError("stand-in CLI request too large")
-        payload = bytearray(data[8:])
-        while len(payload) < size:
-            chunk = conn.recv(min(1 << 20, size - len(payload)))
-            if not chunk:
-                raise ValueError("stand-in CLI request cut short")
-            payload += chunk
         try:
+            if uid != os.getuid() or not _same_namespaces(peer):
+                raise ValueError("not this server's user or namespaces")
+            if len(received) != _FDS or len(data) < 8:
+                raise ValueError("malformed stand-in CLI request")
+            size = int.from_bytes(data[:8], "big")
+            if size > _MAX_PAYLOAD:
+                raise ValueError("stand-in CLI request too large")
+            payload = bytearray(data[8:])
+            while len(payload) < size:
+                chunk = conn.recv(min(1 << 20, size - len(payload)))
+                if not chunk:
+                    raise ValueError("stand-in CLI request cut short")
+                payload += chunk
             return received, decode_request(bytes(payload))
-        except ValueError:
+        except (OSError, ValueError):
             for fd in received:
                 os.close(fd)
             raise
@@ -207,9 +205,10 @@ class _Server:
         code = 1
         try:
             os.setsid()
+            # Undo the server's own handlers only: SIGPIPE stays ignored, as in any Python
+            # process, so a gone reader is a BrokenPipeError the CLI handles, not a death.
             signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE):
-                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             for other, pidfd in self.running.values():
                 other.close()
@@ -328,6 +327,12 @@ class CliServer:
         with contextlib.suppress(OSError):
             self._dir.rmdir()
 
+    def client_command(self) -> list[str]:
+        """A host's `docker` through this server, before its --daemon-dir/--world flags:
+        the thin client (docker_client.py) run with no site-packages."""
+        return [sys.executable, "-I", "-S", docker_client.__file__, "--server",
+                str(self.socket)]
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
@@ -338,14 +343,7 @@ class CliServer:
     def cpu_seconds(self) -> float:
         """CPU the server and its finished forks used so far (for benchmarks: the commands'
         work is no longer in their caller's process tree)."""
-        if not self.alive():
-            return 0.0
-        assert self._proc is not None
-        try:
-            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return processes.cpu_seconds(self._proc.pid) if self._proc is not None else 0.0
 
 
 if __name__ == "__main__":

@@ -23,16 +23,29 @@ if TYPE_CHECKING:  # the container CLI imports this module on every command: no 
 PROC = Path("/proc")
 
 
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks, or None if it is gone or a zombie."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (field 3 on), or None if gone."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if fields[0] in ("Z", "X"):
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks, or None if it is gone or a zombie."""
+    fields = _stat(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU the process and its reaped children used (utime+stime+cutime+cstime); 0 if gone."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def alive(pid: int, started: int) -> bool:

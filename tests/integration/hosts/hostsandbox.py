@@ -43,7 +43,7 @@ from flipgitops.model.observed import (
     ObservedSecret,
     ObservedState,
 )
-from flipgitops.sandbox.flip import docker_client, trust_api
+from flipgitops.sandbox.flip import trust_api
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
 from flipgitops.sandbox.flip.cli_server import CliServer
 from flipgitops.sandbox.flip.seed import SeedResult, seed_hub
@@ -162,8 +162,7 @@ def build_world(root: Path, moto: MotoServer, *, trusts: tuple[str, ...] = ("Tru
         entries = []
         for name in trusts:  # the hosts' docker: the thin client of the stand-in's server
             daemon = root / "hosts" / name / "docker"
-            docker = " ".join([sys.executable, "-I", "-S", docker_client.__file__,
-                               "--server", str(cli.socket), "--daemon-dir", str(daemon),
+            docker = " ".join([*cli.client_command(), "--daemon-dir", str(daemon),
                                "--world", str(root / "world.json")])
             entries.append(trust_entry(name, f"C{name[-1]}X",
                                        flip_root=str(root / "hosts" / name / "flip"),

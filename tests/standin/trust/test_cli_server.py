@@ -30,7 +30,7 @@ services:
 def _client(sock: Path, daemon: Path, *args: str, cwd: Path, env: dict[str, str],
             python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-I", "-S", *python_flags, docker_client.__file__,
+        [sys.executable, "-I", "-S", *python_flags, docker_client.__file__,  # the flags go first
          "--server", str(sock), "--daemon-dir", str(daemon), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
@@ -84,6 +84,25 @@ def test_a_large_environment_arrives_whole(tmp_path: Path) -> None:
     own = _whole_cli(tmp_path / "d", *args, cwd=tmp_path, env={**os.environ, "TAG": "1"})
     assert got["1"].returncode == 0 and got["1"].stdout == own.stdout
     assert got["1"].stdout != got["2"].stdout
+
+
+def test_a_reader_that_left_is_met_as_the_whole_cli_meets_it(tmp_path: Path) -> None:
+    """`docker … | head`: stdout's reader is gone. A Python process ignores SIGPIPE, so the
+    whole CLI sees BrokenPipeError and exits 1; the fork must do the same, not die of it."""
+    def run(command: list[str]) -> int:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            return subprocess.run(command, stdout=write_end, stderr=subprocess.DEVNULL,
+                                  timeout=60, check=False).returncode
+        finally:
+            os.close(write_end)
+
+    args = ["--daemon-dir", str(tmp_path / "d"), "version"]
+    with CliServer() as server:
+        via = run([*server.client_command(), *args])
+    own = run([sys.executable, "-m", "flipgitops.sandbox.flip.container_cli", *args])
+    assert own == 1 and via == own
 
 
 def test_with_no_server_the_client_runs_the_whole_cli_itself(tmp_path: Path) -> None:
@@ -184,8 +203,8 @@ def _blocked_command(server: CliServer, daemon: Path, stdout: int
 
     assert server.pid is not None
     client = subprocess.Popen(
-        [sys.executable, "-I", "-S", docker_client.__file__, "--server", str(server.socket),
-         "--daemon-dir", str(daemon), "version"], stdout=stdout, stderr=subprocess.DEVNULL)
+        [*server.client_command(), "--daemon-dir", str(daemon), "version"], stdout=stdout,
+        stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not _children(server.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
