@@ -58,7 +58,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 # command never imported cannot have raised its error.
 _REFUSALS = (("cli_support", "CliError"), ("compose_names", "ComposeError"),
              ("world", "WorldError"))
-_GLOBAL_FLAGS = ("--daemon-dir", "--world", "--server")
 
 
 def _refusal(exc: Exception) -> bool:
@@ -77,9 +76,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     try:
         flags, rest = _global_options(args)
         if forward and flags.get("--server") and environ is None:
-            from flipgitops.sandbox.flip.docker_client import forward as forward_to
+            from flipgitops.sandbox.flip import docker_client
 
-            forwarded = forward_to(flags["--server"], args)
+            forwarded = docker_client.forward(flags["--server"], args)
             if forwarded is not None:
                 return forwarded
         env = dict(os.environ if environ is None else environ)
@@ -96,22 +95,14 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
 
 
 def _global_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    flags: dict[str, str] = {}
-    while args and args[0].startswith("--"):
-        flag, eq, value = args[0].partition("=")
-        if flag not in _GLOBAL_FLAGS:
-            break
-        if not eq:
-            if len(args) < 2:
-                from flipgitops.sandbox.flip.cli_support import CliError
+    from flipgitops.sandbox.flip.docker_client import global_flags
 
-                raise CliError(f"flag needs an argument: {flag}")
-            value = args[1]
-            args = args[2:]
-        else:
-            args = args[1:]
-        flags[flag] = value
-    return flags, args
+    parsed = global_flags(args)
+    if parsed is None:
+        from flipgitops.sandbox.flip.cli_support import CliError
+
+        raise CliError(f"flag needs an argument: {args[-1].partition('=')[0]}")
+    return parsed
 
 
 def _cli(flags: Mapping[str, str]) -> Cli:

@@ -81,17 +81,32 @@ def _stdio_fds() -> bytes:
     return packed
 
 
+GLOBAL_FLAGS = ("--daemon-dir", "--world", "--server")
+
+
+def global_flags(args: list[str]) -> tuple[dict[str, str], list[str]] | None:
+    """The stand-in's leading global flags (`--flag V` or `--flag=V`) and the docker
+    arguments after them; None when the last flag has no value. The one parser of them:
+    container_cli uses it too (this module imports nothing, so it can)."""
+    flags: dict[str, str] = {}
+    while args and args[0].startswith("--"):
+        flag, eq, value = args[0].partition("=")
+        if flag not in GLOBAL_FLAGS:
+            break
+        if not eq:
+            if len(args) < 2:
+                return None
+            value, args = args[1], args[2:]
+        else:
+            args = args[1:]
+        flags[flag] = value
+    return flags, args
+
+
 def server_flag(args: list[str]) -> str | None:
-    """The value of a leading `--server` among the stand-in's global flags, if given."""
-    i = 0
-    while i < len(args) and args[i].startswith("--"):
-        flag, eq, value = args[i].partition("=")
-        if flag not in ("--server", "--daemon-dir", "--world"):
-            return None
-        if flag == "--server":
-            return value if eq else (args[i + 1] if i + 1 < len(args) else None)
-        i += 1 if eq else 2
-    return None
+    """The value of `--server` among the stand-in's global flags, if given."""
+    parsed = global_flags(args)
+    return parsed[0].get("--server") if parsed is not None else None
 
 
 def main() -> int:
