@@ -8,8 +8,9 @@ BENCH_PROBE_OUT:
 
 - `module_events`: per host, the task results Ansible reported (`runner_on_ok`,
   `runner_on_failed`, `runner_on_unreachable`). Every flipgitops playbook has one task, an
-  action plugin that executes ONE module on the host (`flipgitops_step.py`), so this is the
-  number of module invocations per host;
+  action plugin that runs ONE host program on the host (`flipgitops_step.py`: one Python
+  start there, what was an Ansible module invocation), so this is the number of module
+  invocations per host;
 - `module_invocations`: the adapter's own counter (results that came back over its channel);
 - `playbooks`: the playbook of each ansible-runner run (`playbook_on_start` events);
 - `steps`: per host, the flipgitops host steps `run_steps` carried in its one invocation;

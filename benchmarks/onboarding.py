@@ -4,7 +4,7 @@ Target: onboarding 10 trusts in one apply takes at most 2x onboarding 1, because
 work is per trust but small (one `register_trust` one-off task each, one allowlist change)
 and the hosts run in parallel: the engine chains an onboarding's consecutive host waves
 (provision -> deploy_release -> kit file + FL kit -> start -> verify) into ONE Ansible run,
-each host's steps in ONE module invocation (`engine/apply.py` `_Chain`,
+each host's steps in ONE module invocation, a host program run (`engine/apply.py` `_Chain`,
 `AnsibleHosts.run_steps`).
 
 Each scenario is a fresh sandbox (`flipgitops/sandbox/environment.py`: the moto server of
@@ -18,7 +18,8 @@ through `_cli_probe.py`: the real CLI, whose host adapter counts what Ansible di
 apply must converge (exit 0: apply re-observes and exits 0 only when nothing is left).
 
 Module invocations per host are counted from Ansible's own task-result events per host
-(each flipgitops playbook is one task whose action plugin runs one module on the host), and
+(each flipgitops playbook is one task whose action plugin runs one host program, one
+Python start, on the host: reconcilers/ansible/host_program.py), and
 cross-checked with the adapter's counter (`AnsibleHosts.module_invocations`).
 
 Baseline (skip with `--no-baseline`): the Makefile-style flow, one trust per full apply

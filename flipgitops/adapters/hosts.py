@@ -2,18 +2,18 @@
 
 Each call is ONE run over every host it is given (one inventory host per trust, forks =
 hosts, capped), so ten trusts cost about the wall time of one, and a host that fails or
-cannot be reached fails alone. Each host step is one module invocation per host; `run_steps`
-runs several steps of each host (an onboarding's provision → … → verify) as one run and one
-module invocation per host, the steps in order, each only after those it depends on
-succeeded; `run_steps_then_gather` also takes each host's facts at the end of that same
-invocation, which an apply's re-observation uses instead of a run of its own.
+cannot be reached fails alone. Each host step is one host program run per host
+(`reconcilers/ansible/host_program.py`: one Python start on the host); `run_steps` runs
+several steps of each host (an onboarding's provision → … → verify) as one run and one
+program run per host, the steps in order, each only after those it depends on succeeded;
+`run_steps_then_gather` also takes each host's facts at the end of that same program run,
+which an apply's re-observation uses instead of a run of its own.
 
 Secrets never touch the controller's disk and nothing is ever templated:
-- module arguments (every manifest value, the kit file, the FL kit's keys) and the sudo
+- step arguments (every manifest value, the kit file, the FL kit's keys) and the sudo
   password are served in memory over the run's channel (`hosts_channel.py`) to the
-  `flipgitops_step` action plugin, which passes them to the module as Python data; Ansible
-  pipes them to the host's interpreter over stdin (pipelining), and `no_log` tasks keep
-  them out of Ansible's events;
+  `flipgitops_step` action plugin, which puts them in the host program it pipes to the
+  host's interpreter over stdin, and `no_log` tasks keep them out of Ansible's events;
 - the inventory holds connection facts only, each `!unsafe`; an ssh key given as key
   material lives in a memfd (RAM) reached through /proc, never in a file;
 - the runner's environment is built here from a short list (no AWS credentials: the
@@ -74,7 +74,7 @@ PRIVATE_PREFIX = "flipgitops-ansible-"
 CONTROL_DIR = "cp"  # ssh ControlPath sockets of one run, inside its private dir
 SSH_EXIT_TIMEOUT_SECONDS = 10
 _PRIVATE_RE = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d+)-")
-# The environment the runner (and so Ansible and its modules on local hosts) gets from us.
+# The environment the runner (and so Ansible and its host programs on local hosts) gets from us.
 _PASS_ENV = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TERM")
 
 
@@ -92,7 +92,7 @@ class _Outcome:
 @dataclass
 class _Call:
     target: HostTarget
-    module: str
+    entry: str  # the host program's entry (runner.ENTRIES)
     spec: dict[str, Any]
     secret: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -108,7 +108,7 @@ def host_endpoints() -> dict[str, Any]:
 
 
 _I = TypeVar("_I")
-_Built = tuple[str, dict[str, Any], dict[str, Any] | None]  # module, spec, secret
+_Built = tuple[str, dict[str, Any], dict[str, Any] | None]  # entry, spec, secret
 
 
 def _calls(items: Iterable[tuple[HostTarget, _I]], make: Callable[[HostTarget, _I], _Built]
@@ -125,11 +125,11 @@ def _calls(items: Iterable[tuple[HostTarget, _I]], make: Callable[[HostTarget, _
             raise HostError("two host tasks name the same trust; one run handles each "
                             "host once")
         try:
-            module, spec, secret = make(target, given)
+            entry, spec, secret = make(target, given)
         except build.BuildError as exc:
             problems[trust] = str(exc)
             continue
-        calls[trust] = _Call(target, module, spec, secret)
+        calls[trust] = _Call(target, entry, spec, secret)
     return calls, problems
 
 
@@ -148,7 +148,7 @@ class AnsibleHosts:
         self._max_forks = max_forks
         self._timeout = timeout_seconds
         self._tmp_root = tmp_root
-        self.module_invocations: dict[str, int] = {}  # trust -> modules run (issue 20)
+        self.module_invocations: dict[str, int] = {}  # trust -> host program runs (issue 20)
 
     def __repr__(self) -> str:
         return f"AnsibleHosts(forks<={self._max_forks})"
@@ -162,7 +162,7 @@ class AnsibleHosts:
     def gather(self, targets: Sequence[HostTarget]) -> dict[str, ObservedHost]:
         endpoints = self._host_endpoints()
         calls, problems = _calls(((t, None) for t in targets), lambda t, _: (
-            build.FACTS_MODULE, build.facts_spec(t, endpoints), None))
+            build.FACTS_STEP, build.facts_spec(t, endpoints), None))
         outcomes = self._run(build.FACTS_STEP, calls, cancel=None)
         out = {t: ObservedHost(trust=t, reachable=False, reason=why)
                for t, why in problems.items()}
@@ -176,7 +176,7 @@ class AnsibleHosts:
         if step is None:
             raise HostError(f"{kind} is not a host action")
         calls, problems = _calls(((task.target, task.input) for task in tasks),
-                                 lambda t, step_input: build.module_call(kind, t, step_input))
+                                 lambda t, step_input: build.host_call(kind, t, step_input))
         results = {t: HostResult(t, False, False, why) for t, why in problems.items()}
         secrets = [v for c in calls.values() for v in _leaves(c.secret)]
         for trust, outcome in self._run(step, calls, cancel=cancel).items():
@@ -185,11 +185,11 @@ class AnsibleHosts:
 
     def read_kit_secrets(self, targets: Sequence[HostTarget],
                          keys: Sequence[str]) -> dict[str, KitSecrets]:
-        """adopt: the values of ``keys`` in each target's kit file. The module returns them
+        """adopt: the values of ``keys`` in each target's kit file. The host program returns them
         to the action plugin, which sends them here over the channel and strips them from
         what Ansible sees (the task is no_log as well); they become SecretStr at once."""
         calls, problems = _calls(((t, None) for t in targets), lambda t, _: (
-            build.READ_SECRETS_MODULE, build.read_secrets_spec(t, keys), None))
+            build.READ_SECRETS_STEP, build.read_secrets_spec(t, keys), None))
         out = {t: KitSecrets(t, False, why) for t, why in problems.items()}
         for trust, outcome in self._run(build.READ_SECRETS_STEP, calls, cancel=None).items():
             res = outcome.result or {}
@@ -216,7 +216,7 @@ class AnsibleHosts:
     def run_steps_then_gather(self, steps: Sequence[HostStep], facts_after: Sequence[HostTarget],
                               *, cancel: Cancel | None = None
                               ) -> tuple[dict[str, HostResult], dict[str, ObservedHost]]:
-        """`run_steps`, and in the same run (each host's same module invocation, after its
+        """`run_steps`, and in the same run (each host's same program run, after its
         steps) the facts of every target in ``facts_after``; a target with no steps gets a
         facts-only invocation. Facts that could not be taken are left out (the caller
         gathers those hosts again), never reported as an unreachable host."""
@@ -235,7 +235,7 @@ class AnsibleHosts:
             if name is None:
                 raise HostError(f"{s.kind} is not a host action")
             try:
-                _module, spec, secret = build.module_call(s.kind, s.task.target, s.task.input)
+                _entry, spec, secret = build.host_call(s.kind, s.task.target, s.task.input)
             except build.BuildError as exc:
                 results[s.key] = HostResult(trust, False, False, str(exc))
                 continue
@@ -243,13 +243,13 @@ class AnsibleHosts:
             per_host.setdefault(trust, []).append(
                 {"key": s.key, "step": name, "spec": spec, "after": list(s.after)})
             if secret is not None:
-                # One opaque JSON string per step: the module's `secret` is no_log, and
-                # Ansible masks every leaf of it in everything the module returns, so a
-                # step's non-secret leaves (an FL kit file's mode "0600") would otherwise
-                # blank the other steps' messages.
+                # One opaque JSON string per step: the host program masks every leaf of
+                # `secret` in everything it returns (runner.secret_values), so a step's
+                # non-secret leaves (an FL kit file's mode "0600") would otherwise blank
+                # the other steps' messages.
                 secret_parts.setdefault(trust, {})[s.key] = json.dumps(secret)
                 own_secrets[s.key] = list(_leaves(secret))
-        calls = {trust: _Call(targets[trust], build.STEPS_MODULE, {"steps": items},
+        calls = {trust: _Call(targets[trust], build.STEPS_STEP, {"steps": items},
                               secret_parts.get(trust))
                  for trust, items in per_host.items()}
         wanted: dict[str, HostTarget] = {}
@@ -262,7 +262,7 @@ class AnsibleHosts:
                 if trust in targets and targets[trust].host != target.host:
                     continue  # another host than its steps': gathered on its own later
                 wanted[trust] = target
-                call = calls.setdefault(trust, _Call(target, build.STEPS_MODULE,
+                call = calls.setdefault(trust, _Call(target, build.STEPS_STEP,
                                                      {"steps": []}, None))
                 call.spec["facts"] = build.facts_spec(target, endpoints)
         facts: dict[str, ObservedHost] = {}
@@ -337,7 +337,7 @@ class AnsibleHosts:
                     "spec": call.spec}
                 if call.secret is not None:
                     args["secret"] = call.secret
-                entries[trust] = {step: {"module": call.module, "args": args},
+                entries[trust] = {step: {"entry": call.entry, "args": args},
                                   "become_password": become}
                 hosts[trust] = build.host_vars(call.target, python=sys.executable,
                                                known_hosts=_known_hosts(), key_file=key_file)
@@ -569,8 +569,6 @@ def _runner_env(prepared: Mapping[str, str], root: Path, pdd: Path,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/sbin",
                                  "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-        "ANSIBLE_LIBRARY": str(root / "library"),
-        "ANSIBLE_MODULE_UTILS": str(root / "module_utils"),
         "ANSIBLE_ACTION_PLUGINS": str(root / "action_plugins"),
         "ANSIBLE_HOME": str(pdd / "ansible_home"),
         "ANSIBLE_LOCAL_TEMP": str(pdd / "local_tmp"),

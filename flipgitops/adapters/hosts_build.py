@@ -57,7 +57,7 @@ from flipgitops.model.flip import (
 from flipgitops.model.kit import SECRET_KIT_KEYS
 
 # fl_backend.mk@2941e84d: the names it exports for each backend (DOCKER_FL_REGISTRY is
-# added from the kit file by module_utils/flipgitops_host/stack.py).
+# added from the kit file by flipgitops_host/stack.py).
 FL_BACKEND_EXPORTS: dict[str, dict[str, str]] = {
     "nvflare": {"DOCKER_FL_API_NAME": "flare-fl-api", "DOCKER_FL_SERVER_NAME": "flare-fl-server",
                 "DOCKER_FL_CLIENT_NAME": fl_client_image_name("nvflare"),
@@ -97,22 +97,22 @@ STATE_SUBDIR = ".flipgitops"  # flipgitops' markers on the host, outside FLIP's 
 DEFAULT_EGRESS_PROBE = "https://checkip.amazonaws.com"
 VERIFY_INTERVAL_SECONDS = 2.0
 
-MODULES: dict[ActionKind, str] = {
-    ActionKind.HOST_PROVISION: "flip_provision",
-    ActionKind.HOST_DEPLOY_RELEASE: "flip_deploy_release",
-    ActionKind.HOST_WRITE_KIT_FILE: "flip_write_kit_file",
-    ActionKind.HOST_DELIVER_FL_KIT: "flip_deliver_fl_kit",
-    ActionKind.HOST_START_STACK: "flip_start_stack",
-    ActionKind.HOST_STOP_STACK: "flip_stop_stack",
-    ActionKind.HOST_VERIFY: "flip_verify",
+# The host program's entry for each host kind: the step's own name (runner.ENTRIES), which
+# is also its playbook's `step:`.
+ENTRIES: dict[ActionKind, str] = {
+    kind: step for kind, step in (
+        (ActionKind.HOST_PROVISION, "provision"),
+        (ActionKind.HOST_DEPLOY_RELEASE, "deploy_release"),
+        (ActionKind.HOST_WRITE_KIT_FILE, "write_kit_file"),
+        (ActionKind.HOST_DELIVER_FL_KIT, "deliver_fl_kit"),
+        (ActionKind.HOST_START_STACK, "start_stack"),
+        (ActionKind.HOST_STOP_STACK, "stop_stack"),
+        (ActionKind.HOST_VERIFY, "verify"))
 }
-FACTS_MODULE = "flip_trust_facts"
 FACTS_STEP = "facts"
 # adopt: the host -> controller direction of secrets (read_kit_secrets.yml, no_log).
-READ_SECRETS_MODULE = "flip_read_kit_secrets"
 READ_SECRETS_STEP = "read_kit_secrets"
-# Several steps of one host in one invocation (AnsibleHosts.run_steps).
-STEPS_MODULE = "flip_steps"
+# Several steps of one host in one program run (AnsibleHosts.run_steps).
 STEPS_STEP = "steps"
 
 
@@ -164,7 +164,7 @@ def app_owner(target: HostTarget) -> str | None:
 
 
 def stack_recipe(target: HostTarget) -> dict[str, Any]:
-    """FLIP's names that module_utils/flipgitops_host/stack.py turns into the command."""
+    """FLIP's names that flipgitops_host/stack.py turns into the command."""
     return {
         "docker": docker_argv(target),
         "kit_file": target.kit_file,
@@ -287,10 +287,10 @@ def _pack(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
 
-def module_call(kind: ActionKind, target: HostTarget, step: StepInput
+def host_call(kind: ActionKind, target: HostTarget, step: StepInput
                 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """(module, spec, secret) of one host's step; ``secret`` is None for steps without keys."""
-    if kind not in MODULES:
+    if kind not in ENTRIES:
         raise BuildError(f"{kind} is not a host step")
     spec = base_spec(target)
     secret: dict[str, Any] | None = None
@@ -337,7 +337,7 @@ def module_call(kind: ActionKind, target: HostTarget, step: StepInput
                     interval_seconds=VERIFY_INTERVAL_SECONDS, log_lines=log_lines())
     else:
         raise BuildError(f"{target.trust}: {kind} was given a {type(step).__name__}")
-    return MODULES[kind], spec, secret
+    return ENTRIES[kind], spec, secret
 
 
 # --- inventory ---------------------------------------------------------------------------------

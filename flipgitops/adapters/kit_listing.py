@@ -9,7 +9,7 @@ certificates under the same names — is seen without downloading anything. The 
 calls grows with the bucket's objects (1,000 per page): an nvflare slot holds about a dozen,
 so the listing takes one more page per ~80 trusts — the one AWS read of an observation that
 grows with the trusts. The recipe is
-the host modules' (module_utils/flipgitops_host/flkit.py `listing_fingerprint`), so a host
+the host modules' (flipgitops_host/flkit.py `listing_fingerprint`), so a host
 can recompute it from its own files when every ETag of the slice is an MD5 (`etag_md5`).
 """
 
@@ -25,7 +25,7 @@ from flipgitops.adapters.aws_session import Clients, error_code, translate
 from flipgitops.model import flip
 from flipgitops.model.flip import FLOWER_KIT_PREFIX, NVFLARE_KIT_PREFIX, FlBackend
 from flipgitops.model.observed import KitSlice, ObservedKitBucket
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host.flkit import (
+from flipgitops.reconcilers.ansible.flipgitops_host.flkit import (
     listing_fingerprint,
 )
 

@@ -2,7 +2,7 @@
 
 Only what git tracks at that commit: a checkout's work tree also holds live kit files,
 data and notes (FLIP's .gitignore keeps `trust/.env.*` out), and none of that may reach a
-host. The tree digest is the one hosts compute (module_utils/flipgitops_host/tree.py), so a
+host. The tree digest is the one hosts compute (flipgitops_host/tree.py), so a
 deployed release is intact exactly when the digests agree.
 """
 
@@ -17,7 +17,7 @@ from flipgitops.adapters import hosts_build
 from flipgitops.engine.ports_hosts import ReleaseCandidate, ReleaseFile, ReleaseTree
 from flipgitops.errors import GitError
 from flipgitops.model.observed import ObservedFlipRelease
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import tree as tree_digest
+from flipgitops.reconcilers.ansible.flipgitops_host import tree as tree_digest
 
 TRUST_DIR = "trust"
 _KIND = {0o100644: tree_digest.KIND_FILE, 0o100755: tree_digest.KIND_EXEC,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ MAX_LOCK_BYTES = 64 * 1024  # a lock record is a few hundred bytes; more is not 
 SAFE_LOCK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,79}")
 SHOWN_CHARS = 120  # one shown field of a lock
 LEDGER_FORMAT = 1
+# This process's ledger writers take turns (the engine judges registrations side by side),
+# so they never spend each other's attempts; other processes meet the conditional write.
+_LEDGER_LOCK = threading.RLock()
 LEDGER_WRITE_ATTEMPTS = 5  # concurrent writers re-read and re-apply; more means a hot loop
 
 
@@ -332,6 +336,11 @@ class StateStore:
         its ETag, or ``If-None-Match: *`` when there was none); on a conflict re-read and
         re-apply, so a concurrent writer's update is never lost. An unreadable ledger is
         never overwritten. Returns the ledger as written (or as it was, when unchanged)."""
+        with _LEDGER_LOCK:
+            return self._update_ledger(env, fn)
+
+    def _update_ledger(self, env: str, fn: Callable[[ObservedLedger], ObservedLedger]
+                       ) -> ObservedLedger:
         key = self.ledger_key(env)
         for _ in range(LEDGER_WRITE_ATTEMPTS):
             current, etag = self._ledger_version(env)

@@ -33,7 +33,7 @@ from flipgitops.model.flip import (
 )
 from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS, LocalCredentials, TrustKit
 from flipgitops.model.manifest import Manifest, Trust
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import kitfile as host_kitfile
+from flipgitops.reconcilers.ansible.flipgitops_host import kitfile as host_kitfile
 
 # Section headers of trust/.env.example@01292201 and new_trust.py@17ae2fae (not sentinels:
 # FLIP's writer ignores them; they are kept so a FLIP operator reads a familiar file).
@@ -150,7 +150,7 @@ class ParsedKitFile:
 
 def parse(text: str) -> ParsedKitFile:
     """Read a kit file: `KEY=value` lines (an `export ` prefix allowed), comments ignored.
-    The rules are the host module's (module_utils/flipgitops_host/kitfile.py), which the
+    The rules are the host module's (flipgitops_host/kitfile.py), which the
     hosts must carry themselves: one reader, so the controller and the hosts cannot disagree
     about what a kit file says."""
     values, order, placeholders, sentinel = host_kitfile.parse(

@@ -530,7 +530,7 @@ class _Chain:
 
     A wave joins when every action is of a host kind whose executor can `prepare` (not in a
     dry run, which contacts no host anyway) and everything it depends on inside the chain is
-    on the same host: a host's steps run in one module invocation, so an order *across*
+    on the same host: a host's steps run in one host program run, so an order *across*
     hosts cannot be kept inside it. A chain of one wave of one kind runs as before.
     """
 

@@ -18,9 +18,10 @@ every `ActionKind` has exactly one executor (a meta-test walks the same check).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from flipgitops.model.actions import Action, ActionKind
 from flipgitops.model.kit import EscrowedKit, LocalCredentials
@@ -151,6 +152,23 @@ def single(fn: Callable[[ExecContext, Action], Outcome]) -> Runner:
     run.__name__ = fn.__name__
     run.__doc__ = fn.__doc__
     return run
+
+
+SIDE_BY_SIDE_WORKERS = 8
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def side_by_side(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[fn(item) for item in items]``, up to SIDE_BY_SIDE_WORKERS at once, results in
+    order. For a group's independent per-trust work that waits on AWS (reads, one-off tasks):
+    one after the other, ten trusts wait ten times. ``fn`` must report its own failures
+    (an exception still propagates, once the others are done)."""
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(SIDE_BY_SIDE_WORKERS, len(items)),
+                            thread_name_prefix="flipgitops-group") as pool:
+        return list(pool.map(fn, items))
 
 
 _loaded = False

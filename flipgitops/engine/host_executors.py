@@ -24,7 +24,13 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from flipgitops.core import kitfile
-from flipgitops.engine.executors import ExecContext, Outcome, SecretCache, executor
+from flipgitops.engine.executors import (
+    ExecContext,
+    Outcome,
+    SecretCache,
+    executor,
+    side_by_side,
+)
 from flipgitops.engine.ports import Ports
 from flipgitops.engine.ports_hosts import (
     FlKitInput,
@@ -100,24 +106,33 @@ class _Batch:
 
 
 def _prepare(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action], build: Build,
-             done: Done | None = None) -> _Batch:
-    """Build each action's task; a failure fails that action only. Nothing is contacted."""
+             done: Done | None = None, *, concurrent: bool = False) -> _Batch:
+    """Build each action's task; a failure fails that action only. Nothing is contacted.
+
+    ``concurrent``: the builds only read (an FL kit's files from its bucket), so they run
+    side by side (`side_by_side`): ten onboardings read 120 objects, which one after the
+    other took 2.4 s of an apply here, and longer over a real network."""
     batch = _Batch(kind, done=done)
-    for action in actions:
+
+    def one(action: Action) -> HostTask | Outcome:
         try:
             trust, target = _target(ctx, action)
             if ctx.dry_run:
                 # nothing is built: what a step needs may come from this apply's own
                 # earlier steps (a kit registered in wave 1), which a dry run never ran
-                batch.decided[action.id] = Outcome(True, True, f"would run {kind} on "
-                                                               f"{target.trust}")
-                continue
-            step = build(action, trust, target)
+                return Outcome(True, True, f"would run {kind} on {target.trust}")
+            return HostTask(target, build(action, trust, target))
         except (FlipGitopsError, LookupError, ValueError) as exc:
-            batch.decided[action.id] = Outcome(False, False, str(exc))
-            continue
-        batch.actions[action.id] = action
-        batch.tasks[action.id] = HostTask(target, step)
+            return Outcome(False, False, str(exc))
+
+    built = side_by_side(one, actions) if concurrent and not ctx.dry_run else \
+        [one(action) for action in actions]
+    for action, got in zip(actions, built, strict=True):
+        if isinstance(got, Outcome):
+            batch.decided[action.id] = got
+        else:
+            batch.actions[action.id] = action
+            batch.tasks[action.id] = got
     return batch
 
 
@@ -132,14 +147,14 @@ def _run_batch(ctx: ExecContext, batch: _Batch) -> dict[str, Outcome]:
                          if task.target.trust in by_trust})
 
 
-def _host_kind(kind: ActionKind, make: Callable[[ExecContext], tuple[Build, Done | None]]
-               ) -> None:
+def _host_kind(kind: ActionKind, make: Callable[[ExecContext], tuple[Build, Done | None]],
+               *, concurrent: bool = False) -> None:
     """Register ``kind``'s executor: ``make(ctx)`` gives the task builder (and what to record
     after a host succeeded), fresh per call so per-run caches stay per run."""
 
     def prepare(ctx: ExecContext, actions: Sequence[Action]) -> _Batch:
         build, done = make(ctx)
-        return _prepare(ctx, kind, actions, build, done)
+        return _prepare(ctx, kind, actions, build, done, concurrent=concurrent)
 
     def run(ctx: ExecContext, actions: Sequence[Action]) -> Mapping[str, Outcome]:
         return _run_batch(ctx, prepare(ctx, actions))
@@ -313,9 +328,10 @@ for _kind, _make in (
     (K.HOST_PROVISION, _provision),
     (K.HOST_DEPLOY_RELEASE, _deploy_release),
     (K.HOST_WRITE_KIT_FILE, _write_kit_file),
-    (K.HOST_DELIVER_FL_KIT, _deliver_fl_kit),
     (K.HOST_START_STACK, _start_stack),
     (K.HOST_STOP_STACK, _stop_stack),
     (K.HOST_VERIFY, _verify),
 ):
     _host_kind(_kind, _make)
+# Its builds read the bucket and the escrow only (the ledger is written after the host).
+_host_kind(K.HOST_DELIVER_FL_KIT, _deliver_fl_kit, concurrent=True)

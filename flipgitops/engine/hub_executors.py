@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ from flipgitops.adapters.schema_reset import (
     is_reset_of,
     reset_command,
 )
-from flipgitops.engine.executors import ExecContext, Outcome, executor, single
+from flipgitops.engine.executors import ExecContext, Outcome, executor, side_by_side, single
 from flipgitops.errors import FlipGitopsError
 from flipgitops.model import flip
 from flipgitops.model.actions import (
@@ -190,34 +191,62 @@ def _failed_with_log(ctx: ExecContext, task: TaskInfo | None, head: str) -> Outc
 @executor(ActionKind.REGISTRY_REGISTER, grouped=True)
 def register_trusts(ctx: ExecContext, actions: Sequence[Action]) -> dict[str, Outcome]:
     """register_trust as one-off flip-api tasks, every trust of the wave at once: each task
-    is started (or an earlier run's found), then each is waited for and judged, so N
-    registrations cost about one task's time, not N. FLIP claims a slot with
-    `SELECT … FOR UPDATE SKIP LOCKED` (register_trust's _claim_free_slot), so concurrent
-    registrations never share one. A failure fails its own trust only."""
-    out: dict[str, Outcome] = {}
-    started: list[tuple[Action, RegisterParams, TaskInfo]] = []
-    for action in actions:
+    is started (or an earlier run's found), in the manifest's order, then they are waited
+    for and judged side by side (`side_by_side`), so N registrations cost about one task's
+    time, not N. FLIP claims a slot with `SELECT … FOR UPDATE SKIP LOCKED` (register_trust's
+    _claim_free_slot), so concurrent registrations never share one; starting them in order
+    lets them claim slots in that order, as register-trusts.sh run trust by trust would. A
+    failure fails its own trust only."""
+    earlier = _EarlierTasks(ctx)
+
+    def start(action: Action) -> Outcome | tuple[Action, RegisterParams, TaskInfo]:
         try:
-            got = _start_registration(ctx, action)
+            got = _start_registration(ctx, action, earlier)
         except FlipGitopsError as exc:
-            out[action.id] = Outcome(False, False, str(exc))
-            continue
-        if isinstance(got, Outcome):
-            out[action.id] = got
-        else:
-            started.append((action, *got))
+            return Outcome(False, False, str(exc))
+        return got if isinstance(got, Outcome) else (action, *got)
+
     hub = ctx.ports.hub
-    for action, p, task in started:
+
+    def judge(item: tuple[Action, RegisterParams, TaskInfo]) -> Outcome:
+        _action, p, task = item
         try:
             done = hub.wait_task(task, f"register_trust {p.name}", ctx.report)
             kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
-            out[action.id] = _judge_registration(ctx, p, kits, done)
+            return _judge_registration(ctx, p, kits, done)
         except FlipGitopsError as exc:
-            out[action.id] = Outcome(False, True, f"{p.name}: {exc}")
+            return Outcome(False, True, f"{p.name}: {exc}")
+
+    out: dict[str, Outcome] = {}
+    started: list[tuple[Action, RegisterParams, TaskInfo]] = []
+    for action, got in zip(actions, [start(action) for action in actions], strict=True):
+        if isinstance(got, Outcome):
+            out[action.id] = got
+        else:
+            started.append(got)
+    for item, outcome in zip(started, side_by_side(judge, started), strict=True):
+        out[item[0].id] = outcome
     return out
 
 
-def _start_registration(ctx: ExecContext, action: Action
+class _EarlierTasks:
+    """The register_trust tasks still running when this wave began (an earlier run's),
+    listed once for the whole wave, when a trust first needs them: the tasks this wave
+    starts are its own, and each trust looks only for its own parameter."""
+
+    def __init__(self, ctx: ExecContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._tasks: list[TaskInfo] | None = None
+
+    def matching(self, parameter: str) -> list[TaskInfo]:
+        with self._lock:
+            if self._tasks is None:
+                self._tasks = list(self._ctx.ports.hub.running_tasks(REGISTER_STARTED_BY))
+            return [t for t in self._tasks if parameter in t.command]
+
+
+def _start_registration(ctx: ExecContext, action: Action, earlier: _EarlierTasks
                         ) -> Outcome | tuple[RegisterParams, TaskInfo]:
     """The outcome when nothing needs waiting for, else the task to wait for (started now,
     or by an earlier run: a second one would overwrite its kit)."""
@@ -251,8 +280,7 @@ def _start_registration(ctx: ExecContext, action: Action
     kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
     task: TaskInfo | None = None
     if kits is None or kits == []:
-        running = [t for t in hub.running_tasks(REGISTER_STARTED_BY)
-                   if p.ephemeral_parameter in t.command]
+        running = earlier.matching(p.ephemeral_parameter)
         if ctx.dry_run:
             return Outcome(True, True, (
                 f"would wait for the register_trust task {running[0].task_id} already "

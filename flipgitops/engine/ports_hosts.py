@@ -88,7 +88,7 @@ class ReleaseFile:
     """One tracked file of FLIP's `trust/` (``path`` relative to `trust/`)."""
 
     path: str
-    kind: str  # "644", "755" or "link" (module_utils/flipgitops_host/tree.py)
+    kind: str  # "644", "755" or "link" (flipgitops_host/tree.py)
     data: bytes = field(repr=False)
 
 
@@ -219,7 +219,7 @@ class HostPort(Protocol):
 
     def run_steps(self, steps: Sequence[HostStep], *,
                   cancel: Cancel | None = None) -> dict[str, HostResult]:
-        """Several host actions in ONE run, each host's steps in one module invocation, in
+        """Several host actions in ONE run, each host's steps in one host program run, in
         the order given (a step whose ``after`` did not succeed is skipped); one result per
         step key."""
         ...

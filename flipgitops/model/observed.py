@@ -273,7 +273,7 @@ class ObservedFlKit(Frozen):
     fqsn: str | None = None  # nvflare: startup/fed_client.json client.fqsn
     stray: tuple[str, ...] = ()  # paths under net-1 that are not the slot's
     # The bucket listing's fingerprint recomputed from the host's files at the slot's keys
-    # (module_utils flkit.listed_fingerprint); None when the controller passed no keys.
+    # (flipgitops_host flkit.listed_fingerprint); None when the controller passed no keys.
     listed_fingerprint: str | None = None
 
 

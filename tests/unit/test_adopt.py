@@ -39,7 +39,7 @@ from flipgitops.model.observed import (
     ObservedState,
     ObservedTrustApi,
 )
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import flkit
+from flipgitops.reconcilers.ansible.flipgitops_host import flkit
 from tests.builders import (
     key_hash,
     manifest,

@@ -20,7 +20,7 @@ from flipgitops.engine.executors import Outcome, load_executors
 from flipgitops.engine.ports_hosts import HostTarget
 from flipgitops.model.actions import ActionKind, StartStackParams, StopStackParams, VerifyParams
 from flipgitops.model.observed import ObservedHost
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
+from flipgitops.reconcilers.ansible.flipgitops_host import stack
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer
 from tests.integration.hosts.hostsandbox import HostWorld, act, build_world, onboard, run_action
 

@@ -12,7 +12,7 @@ from flipgitops.adapters.release import GitRelease
 from flipgitops.engine.executors import load_executors
 from flipgitops.engine.ports_hosts import HostTarget
 from flipgitops.model.actions import ActionKind, DeployReleaseParams
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import tree
+from flipgitops.reconcilers.ansible.flipgitops_host import tree
 from flipgitops.sandbox.flip.checkout import FlipCheckout, make_flip_checkout
 from tests.integration.hosts.hostsandbox import act, bare_world, run_action
 

@@ -1,4 +1,4 @@
-"""Several host steps as ONE real Ansible run and one module invocation per host: order,
+"""Several host steps as ONE real Ansible run and one host program run per host: order,
 a failed step stops only what depends on it, secrets stay out of every message."""
 
 from __future__ import annotations

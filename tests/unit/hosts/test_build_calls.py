@@ -29,7 +29,7 @@ def test_a_call_that_cannot_be_built_fails_its_trust_alone() -> None:
 
     calls, problems = _calls([(_target("A"), "ok"), (_target("B"), "bad")], make)
     assert set(calls) == {"A"} and calls["A"].spec == {"given": "ok"}
-    assert calls["A"].module == "flip_x" and calls["A"].secret is None
+    assert calls["A"].entry == "flip_x" and calls["A"].secret is None
     assert problems == {"B": "B: no good"}
 
 

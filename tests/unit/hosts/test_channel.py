@@ -22,11 +22,11 @@ def _short_dir(tmp_path: Path) -> Path:
 def test_get_and_put_through_the_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = _short_dir(tmp_path)
     try:
-        with ch.ChannelServer(d, {"Trust_1": {"facts": {"module": "m", "args": {"x": 1}}}}) as srv:
+        with ch.ChannelServer(d, {"Trust_1": {"facts": {"entry": "m", "args": {"x": 1}}}}) as srv:
             assert stat.S_IMODE(os.stat(srv.path).st_mode) & 0o077 == 0
             for key, value in srv.env.items():
                 monkeypatch.setenv(key, value)
-            assert ch.fetch("Trust_1", "facts") == {"module": "m", "args": {"x": 1}}
+            assert ch.fetch("Trust_1", "facts") == {"entry": "m", "args": {"x": 1}}
             ch.put("Trust_1", "facts", {"changed": True})
             assert srv.received == {"Trust_1": {"facts": {"changed": True}}}
             with pytest.raises(ch.ChannelError, match="nothing for Trust_2/facts"):

@@ -1,4 +1,4 @@
-"""The host modules' pure helpers (module_utils/flipgitops_host): FLIP's log lines, compose's
+"""The host modules' pure helpers (flipgitops_host): FLIP's log lines, compose's
 output, the FL kit's digest and strays, endpoint overrides."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flipgitops.adapters import hosts_build
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import compose, facts, flkit
+from flipgitops.reconcilers.ansible.flipgitops_host import compose, facts, flkit
 
 LINES = hosts_build.log_lines()
 START = ("INFO:     Starting task poller (key-only auth), polling every 5s from "

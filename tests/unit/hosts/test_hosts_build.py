@@ -62,16 +62,19 @@ def test_inventory_marks_every_string_unsafe_and_holds_no_secret(tmp_path: Path)
     assert "become_pass" not in text and "env:P" not in text
 
 
-def test_every_host_kind_has_a_module_and_a_playbook() -> None:
+def test_every_host_kind_has_a_host_entry_and_a_playbook() -> None:
     from flipgitops.reconcilers import ansible as content
+    from flipgitops.reconcilers.ansible.flipgitops_host import runner
 
     root = content.content()
     for kind in HOST_KINDS:
         step = KINDS[kind].host_step
         assert (root / "playbooks" / f"{step}.yml").is_file(), step
-        assert (root / "library" / f"{build.MODULES[kind]}.py").is_file(), kind
-    assert (root / "library" / f"{build.FACTS_MODULE}.py").is_file()
-    assert (root / "playbooks" / f"{build.FACTS_STEP}.yml").is_file()
+        assert build.ENTRIES[kind] == step, kind
+        assert step in runner.ENTRIES, kind
+    for step in (build.FACTS_STEP, build.READ_SECRETS_STEP, build.STEPS_STEP):
+        assert (root / "playbooks" / f"{step}.yml").is_file(), step
+        assert step in runner.ENTRIES, step
 
 
 def test_only_steps_with_keys_carry_a_secret_part(tmp_path: Path) -> None:
@@ -80,23 +83,23 @@ def test_only_steps_with_keys_carry_a_secret_part(tmp_path: Path) -> None:
                      source="s3://b/p", fingerprint="f",
                      files=(KitFile("services/Trust_1/startup/client.key", 0o600, b"pk-xyzzy"),),
                      dirs=("services/Trust_1/local", "services/Trust_1/transfer"))
-    module, spec, secret = build.module_call(ActionKind.HOST_DELIVER_FL_KIT, target,
+    entry, spec, secret = build.host_call(ActionKind.HOST_DELIVER_FL_KIT, target,
                                              FlKitInput(kit=kit, fl_kit_dir="/x/fl-kit"))
-    assert module == "flip_deliver_fl_kit" and secret is not None
+    assert entry == "deliver_fl_kit" and secret is not None
     import base64
 
     packed = base64.b64encode(b"pk-xyzzy").decode()
     assert packed not in json.dumps(spec) and "xyzzy" not in json.dumps(spec)
     assert secret["files"][0] == ["services/Trust_1/startup/client.key", "0600", packed]
     assert spec["owner"] == "1000" and spec["record"]["source_fingerprint"] == "f"
-    module, spec, secret = build.module_call(ActionKind.HOST_WRITE_KIT_FILE, target,
+    _entry, spec, secret = build.host_call(ActionKind.HOST_WRITE_KIT_FILE, target,
                                              KitFileInput(SecretStr("TRUST_API_KEY=s3cr3t\n")))
     assert secret == {"content": "TRUST_API_KEY=s3cr3t\n"} and "s3cr3t" not in json.dumps(spec)
     for kind, step in ((ActionKind.HOST_START_STACK, StackInput()),
                        (ActionKind.HOST_VERIFY, VerifyInput("Trust_1"))):
-        assert build.module_call(kind, target, step)[2] is None
+        assert build.host_call(kind, target, step)[2] is None
     with pytest.raises(build.BuildError):
-        build.module_call(ActionKind.HOST_VERIFY, target, StackInput())
+        build.host_call(ActionKind.HOST_VERIFY, target, StackInput())
 
 
 def test_provision_follows_flips_owners(tmp_path: Path) -> None:
@@ -115,11 +118,11 @@ def test_provision_follows_flips_owners(tmp_path: Path) -> None:
     flower = {d[0]: d[1:] for d in build.provision_dirs(root, profile, "flower", None)}
     assert flower[f"{root}/data/trust-2/net-2"] == ["0775", "1000", "49999"]
     target = _target(tmp_path, connection="ssh", host={"address": "h"})
-    _, spec, _ = build.module_call(ActionKind.HOST_PROVISION, target,
+    _, spec, _ = build.host_call(ActionKind.HOST_PROVISION, target,
                                    ProvisionInput(profile=profile, slot_number=2))
     assert spec["install_docker"] is True and spec["network"] == "deploy_trust-network-2"
     local = _target(tmp_path)
-    assert build.module_call(ActionKind.HOST_PROVISION, local,
+    assert build.host_call(ActionKind.HOST_PROVISION, local,
                              ProvisionInput(profile={}))[1]["install_docker"] is False
 
 
@@ -154,7 +157,7 @@ def test_relative_kit_paths_are_relative_to_the_trust_dir_like_compose(tmp_path:
     assert not any(d.startswith(("./", "../")) or not d.startswith("/") for d in dirs)
     kit = FlKitSlice(backend="nvflare", date="d", slot="Trust_1", slot_number=1, source="s",
                      fingerprint="f", files=())
-    _, spec, _ = build.module_call(ActionKind.HOST_DELIVER_FL_KIT, target,
+    _, spec, _ = build.host_call(ActionKind.HOST_DELIVER_FL_KIT, target,
                                    FlKitInput(kit=kit, fl_kit_dir="fl-kit"))
     assert spec["fl_kit_dir"] == f"{build.flip_root(target)}/trust/fl-kit"
 

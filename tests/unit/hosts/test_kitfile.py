@@ -12,7 +12,7 @@ from flipgitops.model.flip import (
     PLACEHOLDER_PREFIX,
 )
 from flipgitops.model.kit import LOCAL_CREDENTIAL_KEYS, SECRET_KIT_KEYS
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import (
+from flipgitops.reconcilers.ansible.flipgitops_host import (
     kitfile as host_kitfile,
 )
 from tests.unit.hosts.hostworld import (

@@ -12,7 +12,7 @@ import pytest
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile
 from flipgitops.engine.ports_hosts import HostTarget
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
+from flipgitops.reconcilers.ansible.flipgitops_host import stack
 from flipgitops.sandbox.flip import flip_files
 from flipgitops.sandbox.flip.checkout import release_files
 from flipgitops.sandbox.flip.compose import MissingVariables, load_project

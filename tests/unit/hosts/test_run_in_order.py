@@ -1,4 +1,4 @@
-"""Several steps of one host in one module invocation: order, gating on `after`, secrets."""
+"""Several steps of one host in one host program run: order, gating on `after`, secrets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import runner, steps
+from flipgitops.reconcilers.ansible.flipgitops_host import runner, steps
 
 
 def _registry(calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""FLIP's trust/Makefile invocation (module_utils/flipgitops_host/stack.py), built from a kit
+"""FLIP's trust/Makefile invocation (flipgitops_host/stack.py), built from a kit
 file's values and the recipe the controller sends (adapters/hosts_build.stack_recipe)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from flipgitops.adapters import hosts_build
 from flipgitops.core import kitfile
 from flipgitops.engine.ports_hosts import HostTarget
-from flipgitops.reconcilers.ansible.module_utils.flipgitops_host import stack
+from flipgitops.reconcilers.ansible.flipgitops_host import stack
 from tests.unit.hosts.hostworld import make_manifest, trust_entry
 
 BASE = ["docker", "compose", "--env-file", ".env.GSTT.production", "--project-directory", ".",

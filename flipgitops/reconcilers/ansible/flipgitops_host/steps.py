@@ -49,7 +49,10 @@ def _inside(root: str, rel: str) -> str:
 def _engine_state(docker: list[str]) -> tuple[int, str, str]:
     """`docker info --format {{.Swarm.LocalNodeState}}`: whether the CLI runs and reaches its
     daemon (rc 0) and the swarm state, in one command (each is a process start)."""
-    return compose.run([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"], timeout=60)
+    got = compose.run([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"], timeout=60)
+    if got[0] == 0:
+        compose.learn("swarm", *docker, value=got[1].strip())
+    return got
 
 
 # --- provision (flip_base_packages, flip_docker, flip_trust_dirs, azure.yml's swarm init) --
@@ -78,6 +81,7 @@ def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
     if rc != 0:
         raise StepError(f"`{' '.join(docker)} compose` is not available: "
                         f"{compose.last_line(err)}")
+    compose.learn("compose", *docker)
     for path, mode, owner, group in spec["dirs"]:
         uid, gid = fsutil.owner_ids(owner)
         if group is not None:
@@ -88,6 +92,7 @@ def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
                                   spec["swarm_advertise_addr"]], timeout=120)
         if rc != 0:
             raise StepError(f"`docker swarm init` failed: {compose.last_line(err)}")
+        compose.learn("swarm", *docker, value="active")
         changed = True
     if spec.get("network"):
         changed = ensure_network(docker, spec["network"]) or changed
@@ -95,13 +100,18 @@ def provision(spec: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def ensure_network(docker: list[str], name: str) -> bool:
-    """trust/Makefile's create-networks for the trust's overlay network."""
+    """trust/Makefile's create-networks for the trust's overlay network (not asked again
+    when this run already saw it or made it)."""
+    if compose.known("network", *docker, name):
+        return False
     if compose.run([*docker, "network", "inspect", name], timeout=60)[0] == 0:
+        compose.learn("network", *docker, name)
         return False
     rc, _, err = compose.run([*docker, "network", "create", "--driver", "overlay",
                               "--attachable", name], timeout=120)
     if rc != 0:
         raise StepError(f"`docker network create {name}` failed: {compose.last_line(err)}")
+    compose.learn("network", *docker, name)
     return True
 
 

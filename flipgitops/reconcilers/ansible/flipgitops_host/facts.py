@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import ipaddress
 import json
 import os
 import socket
 import stat
 import threading
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from . import compose, flkit, kitfile, stack, tree
@@ -141,9 +139,16 @@ def fl_kit_facts(spec: Mapping[str, Any], values: Mapping[str, str]) -> dict[str
 
 def stack_facts(spec: Mapping[str, Any], values: Mapping[str, str] | None,
                 facts: dict[str, Any]) -> None:
-    """The container CLI's view, every command at once (each one is a process start)."""
+    """The container CLI's view, every command at once (each one is a process start);
+    what this run's own steps just established (compose.known) is not asked again."""
     docker = list(spec["docker"])
     trust_dir = spec["trust_dir"]
+    done: dict[str, tuple[int, str, str]] = {}
+    swarm = compose.known("swarm", *docker)
+    if swarm is not None:
+        done["info"] = (0, swarm, "")
+    if compose.known("compose", *docker):
+        done["compose"] = (0, "", "")
     commands: dict[str, Any] = {
         "info": ([*docker, "info", "--format", "{{.Swarm.LocalNodeState}}"], None, None),
         "compose": ([*docker, "compose", "version"], None, None),
@@ -159,13 +164,15 @@ def stack_facts(spec: Mapping[str, Any], values: Mapping[str, str] | None,
             facts["reason"] = str(exc)
     if inv is not None:
         commands["network"] = ([*docker, "network", "inspect", inv["network"]], None, None)
+        if compose.known("network", *docker, inv["network"]):
+            done["network"] = (0, "", "")
         if os.path.isdir(trust_dir):
             env, argv = inv["env"], inv["argv"]
             commands["ps"] = ([*argv, "ps", "--format", "json", "-a"], env, trust_dir)
             commands["config"] = ([*argv, "config", "--hash", "*"], env, trust_dir)
             commands["logs"] = ([*argv, "logs", "--no-color", "--no-log-prefix",
                                  spec["trust_api_service"]], env, trust_dir)
-    got = compose.run_all(commands)
+    got = {**compose.run_all({k: v for k, v in commands.items() if k not in done}), **done}
     rc, out, _ = got["info"]
     facts["docker_present"] = rc == 0  # the CLI runs and reaches its daemon
     if not facts["docker_present"]:
@@ -225,6 +232,11 @@ def reaches(endpoint: str | None, resolve: Mapping[str, str]) -> bool | None:
 def egress_ip(url: str | None, trust: str) -> str | None:
     if not url:
         return None
+    # Imported here, by the runs that gather facts: urllib.request (with http.client and
+    # email) is a fifth of this package's import time, which a step-only run never needs.
+    import ipaddress
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url.replace("{trust}", trust),
                                     timeout=PROBE_TIMEOUT_SECONDS) as resp:

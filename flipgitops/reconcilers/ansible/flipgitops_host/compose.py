@@ -20,6 +20,25 @@ if TYPE_CHECKING:
 TIMEOUT_SECONDS = 300
 MAX_ERROR_LINE = 300
 
+# What this host program run itself established about the container engine (the swarm's
+# state, that compose runs, that a network exists), so a later step or the run's closing
+# facts need not ask again seconds later: each ask is a CLI process, on a real host the
+# docker binary and, for compose, its plugin. Only a command's own success is recorded, and
+# every run starts with nothing known (runner.run calls `forget`).
+_KNOWN: dict[tuple[str, ...], str] = {}
+
+
+def learn(*key: str, value: str = "yes") -> None:
+    _KNOWN[key] = value
+
+
+def known(*key: str) -> str | None:
+    return _KNOWN.get(key)
+
+
+def forget() -> None:
+    _KNOWN.clear()
+
 
 def run(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None,
         timeout: float = TIMEOUT_SECONDS) -> tuple[int, str, str]:
