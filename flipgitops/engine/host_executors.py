@@ -17,6 +17,7 @@ Messages never hold a secret (the adapter masks what a host says, too).
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,11 +108,13 @@ class _Batch:
 
 def _prepare(ctx: ExecContext, kind: ActionKind, actions: Sequence[Action], build: Build,
              done: Done | None = None, *, concurrent: bool = False) -> _Batch:
-    """Build each action's task; a failure fails that action only. Nothing is contacted.
+    """Build each action's task; a failure fails that action only. No host is contacted.
 
-    ``concurrent``: the builds only read (an FL kit's files from its bucket), so they run
-    side by side (`side_by_side`): ten onboardings read 120 objects, which one after the
-    other took 2.4 s of an apply here, and longer over a real network."""
+    ``concurrent``: each build touches only its own trust's state (an FL kit's files in
+    its bucket; the trust's escrowed credentials, minted and escrowed before its kit file
+    is built) and the ledger, whose writers take turns, so they run side by side
+    (`side_by_side`): ten onboardings read 120 kit objects, which one after the other took
+    2.4 s of an apply here, and longer over a real network."""
     batch = _Batch(kind, done=done)
 
     def one(action: Action) -> HostTask | Outcome:
@@ -272,11 +275,13 @@ def _kit(ctx: ExecContext, trust: Trust) -> EscrowedKit:
 
 def _write_kit_file(ctx: ExecContext) -> tuple[Build, Done | None]:
     aes: list[SecretStr] = []
+    once = threading.Lock()  # the builds run side by side: one read of the hub's AES key
 
     def build(action: Action, trust: Trust, target: HostTarget) -> StepInput:
         held = _kit(ctx, trust)
-        if not aes:
-            aes.append(ctx.ports.hub.read_aes_key())
+        with once:
+            if not aes:
+                aes.append(ctx.ports.hub.read_aes_key())
         local = _local_credentials(ctx, trust)
         text = kitfile.render(ctx.manifest, trust, kit=held.kit, local=local, aes_key=aes[0])
         return KitFileInput(content=SecretStr(text))
@@ -327,11 +332,11 @@ def _verify(ctx: ExecContext) -> tuple[Build, Done | None]:
 for _kind, _make in (
     (K.HOST_PROVISION, _provision),
     (K.HOST_DEPLOY_RELEASE, _deploy_release),
-    (K.HOST_WRITE_KIT_FILE, _write_kit_file),
     (K.HOST_START_STACK, _start_stack),
     (K.HOST_STOP_STACK, _stop_stack),
     (K.HOST_VERIFY, _verify),
 ):
     _host_kind(_kind, _make)
-# Its builds read the bucket and the escrow only (the ledger is written after the host).
+# Their builds wait on AWS for each trust (the bucket, the escrow): side by side.
+_host_kind(K.HOST_WRITE_KIT_FILE, _write_kit_file, concurrent=True)
 _host_kind(K.HOST_DELIVER_FL_KIT, _deliver_fl_kit, concurrent=True)

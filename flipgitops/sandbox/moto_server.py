@@ -6,10 +6,12 @@ the adapters run exactly the code they run against AWS.
 
 from __future__ import annotations
 
+import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 # Fake credentials for the emulator only; moto accepts any value.
 SANDBOX_ENV = {
@@ -38,6 +40,46 @@ class MotoServer:
         self._server.stop()  # type: ignore[attr-defined]
 
 
+# Who wants to hear of each request a moto server of this process serves, by its URL: the
+# stand-in hub's worker wakes on ECS writes instead of polling moto ten times a second
+# (flipgitops/sandbox/flip/worker.py). A callback gets the request's X-Amz-Target (or "").
+Listener = Callable[[str], None]
+_LISTENERS: dict[str, list[Listener]] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
+def listen(url: str, callback: Listener) -> Callable[[], None] | None:
+    """Hear of every request the moto server at ``url`` serves, if it runs in this process
+    (None otherwise: the caller keeps polling). Returns the call that stops it."""
+    key = url.rstrip("/")
+    with _LISTENERS_LOCK:
+        if key not in _LISTENERS:
+            return None
+        _LISTENERS[key].append(callback)
+
+    def stop() -> None:
+        with _LISTENERS_LOCK:
+            if callback in _LISTENERS.get(key, []):
+                _LISTENERS[key].remove(callback)
+
+    return stop
+
+
+class _Heard:
+    """moto's WSGI app, telling this server's listeners of each request first."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app, self.key = app, key
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with _LISTENERS_LOCK:
+            listeners = list(_LISTENERS.get(self.key, ()))
+        target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+        for callback in listeners:
+            callback(target)
+        return self.app(environ, start_response)
+
+
 @contextmanager
 def moto_server() -> Iterator[MotoServer]:
     """Start a ThreadedMotoServer on 127.0.0.1:<free port>; stop it on exit."""
@@ -57,7 +99,14 @@ def moto_server() -> Iterator[MotoServer]:
     server.start()
     host, port = server.get_host_and_port()
     handle = MotoServer(url=f"http://{host}:{port}", _server=server)
+    wsgi = server._server  # werkzeug's server: its app is moto's dispatcher
+    with _LISTENERS_LOCK:
+        _LISTENERS[handle.url] = []
+    if wsgi is not None:
+        wsgi.app = _Heard(wsgi.app, handle.url)
     try:
         yield handle
     finally:
+        with _LISTENERS_LOCK:
+            _LISTENERS.pop(handle.url, None)
         server.stop()

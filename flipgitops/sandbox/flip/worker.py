@@ -1,7 +1,10 @@
 """The hub worker: plays the containers and the scheduler ECS would run, against moto.
 
 moto records ECS tasks but runs nothing, so a background thread polls it (every ~0.1 s,
-every 0.3 s after three idle seconds):
+every 0.3 s after three idle seconds). When moto runs in this process (the sandbox, the
+tests) the worker also hears of every ECS write moto serves (`moto_server.listen`) and wakes
+at once, so it polls every second once idle instead: the polls cost CPU the sandbox's
+trust hosts and flipgitops share:
 
 - **One-off tasks** (``run_task`` of the flip-api task definition, as FLIP's
   register-trusts.sh@03bb6813 and delete-trust.sh@05600a0d start them): the container
@@ -32,7 +35,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +46,7 @@ from flipgitops.sandbox.flip.httpbase import THREAD_PREFIX
 from flipgitops.sandbox.flip.hub import BootError, HubState, Loaded
 from flipgitops.sandbox.flip.registry import ImageRegistry
 from flipgitops.sandbox.flip.scripts import Run, run_command
+from flipgitops.sandbox.moto_server import listen
 
 ESSENTIAL_EXITED = "Essential container in task exited"
 SCALING = "Scaling activity initiated by (deployment {id})"
@@ -51,6 +55,13 @@ DISCOVER_EVERY = 5
 # After this long with nothing to do, poll more slowly (moto calls cost CPU the tests share).
 IDLE_AFTER = 3.0
 IDLE_INTERVAL = 0.3
+# When it hears of moto's ECS writes (moto_server.listen): what a poll can still find is
+# only what the worker itself started, so it idles sooner and polls less.
+HEARD_IDLE_AFTER = 1.0
+HEARD_IDLE_INTERVAL = 1.0
+# The ECS writes that give the worker work: a one-off task, a service changed or removed.
+WAKE_ON = frozenset(f"AmazonEC2ContainerServiceV20141113.{a}" for a in (
+    "RunTask", "StartTask", "StopTask", "CreateService", "UpdateService", "DeleteService"))
 
 
 def pull_error(image: str, failure: str = "not found") -> str:
@@ -115,13 +126,19 @@ class HubWorker:
         self.passes = 0
         self._thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-worker",
                                          daemon=True)
+        self._moto_url = moto_url
+        self._unlisten: Callable[[], None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        self._unlisten = listen(self._moto_url, self._heard)
         self._thread.start()
 
     def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         self._stop.set()
         self._wake.set()
         self._running.set()
@@ -147,8 +164,14 @@ class HubWorker:
         while self.passes < target:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 return False
+            self._wake.set()  # an idle worker polls slowly: ask for the passes now
             time.sleep(self.interval / 4)
         return True
+
+    def _heard(self, target: str) -> None:
+        if target in WAKE_ON:
+            self._last_activity = time.monotonic()
+            self._wake.set()
 
     def poke(self) -> None:
         """Rediscover clusters and services on the next tick, and run it now."""
@@ -167,8 +190,11 @@ class HubWorker:
                     except Exception as e:  # keep serving; tests read errors
                         self.errors.append(f"{type(e).__name__}: {e}")
                     self.ticks += 1
-            idle = time.monotonic() - self._last_activity > IDLE_AFTER
-            self._wake.wait(max(self.interval, IDLE_INTERVAL) if idle else self.interval)
+            heard = self._unlisten is not None
+            quiet = time.monotonic() - self._last_activity
+            idle = quiet > (HEARD_IDLE_AFTER if heard else IDLE_AFTER)
+            slow = HEARD_IDLE_INTERVAL if heard else IDLE_INTERVAL
+            self._wake.wait(max(self.interval, slow) if idle else self.interval)
             self._wake.clear()
 
     def tick(self) -> None:

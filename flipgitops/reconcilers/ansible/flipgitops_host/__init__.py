@@ -1,6 +1,8 @@
-"""Pure helpers shared by flipgitops' host modules (and imported by the controller).
+"""The flipgitops host program's package (runner, steps, facts) and its pure helpers, also
+imported by the controller.
 
-They run on trust hosts under whatever Python 3 the host has: stdlib only, no f-string
-tricks newer than 3.6, no flipgitops imports. FLIP's names and layouts reach them as module
-arguments from the controller (`model/flip.py` stays their one home).
+It runs on trust hosts under whatever Python 3 the host has (3.7 or newer), imported from
+memory by host_program.py's bootstrap: stdlib only, no flipgitops imports. FLIP's names and
+layouts reach it as step arguments from the controller (`model/flip.py` stays their one
+home).
 """

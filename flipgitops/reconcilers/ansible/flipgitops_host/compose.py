@@ -21,10 +21,11 @@ TIMEOUT_SECONDS = 300
 MAX_ERROR_LINE = 300
 
 # What this host program run itself established about the container engine (the swarm's
-# state, that compose runs, that a network exists), so a later step or the run's closing
-# facts need not ask again seconds later: each ask is a CLI process, on a real host the
-# docker binary and, for compose, its plugin. Only a command's own success is recorded, and
-# every run starts with nothing known (runner.run calls `forget`).
+# state, that compose runs, that a network exists, what trust-api had logged when verify
+# saw it authenticate), so a later step or the run's closing facts need not ask again
+# seconds later: each ask is a CLI process, on a real host the docker binary and, for
+# compose, its plugin. Only a command's own success is recorded, and every run starts with
+# nothing known (runner.run calls `forget`).
 _KNOWN: dict[tuple[str, ...], str] = {}
 
 

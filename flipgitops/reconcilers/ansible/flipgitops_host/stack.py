@@ -1,9 +1,9 @@
 """How FLIP's trust/Makefile (@0046dc28) turns a kit file into a docker compose command.
 
-The one home of that logic: host modules (facts, start/stop/verify) call it with the host's
-kit file values, and the controller imports it for plans and tests. FLIP's names (compose
-files, fl_backend.mk's exports, the project and network patterns) arrive in ``recipe`` from
-the controller (`adapters/hosts_build.stack_recipe`, from `model/flip.py`).
+The one home of that logic: the host program's steps (facts, start/stop/verify) call it
+with the host's kit file values, and the controller imports it for plans and tests. FLIP's
+names (compose files, fl_backend.mk's exports, the project and network patterns) arrive in
+``recipe`` from the controller (`adapters/hosts_build.stack_recipe`, from `model/flip.py`).
 
 up-trust (on-prem, PROD=true), cwd trust/:
   TRUST_NETWORK_NAME=deploy_trust-network-<N> TRUST_NUMBER=<N> TRUST_NAME=<name> DEBUG= \

@@ -1,6 +1,6 @@
 """The host steps that change a trust host, each the procedure FLIP's own playbooks follow.
 
-Every function takes the module's ``spec`` (built in Python by the controller,
+Every function takes the step's ``spec`` (built in Python by the controller,
 adapters/hosts_build.py) and returns ``(changed, message)``; a failure raises StepError or
 HostFileError with a message that names the path or the command, never a secret (messages
 are scrubbed of the kit file's secret values before they leave).
@@ -352,7 +352,9 @@ def start_stack(spec: Mapping[str, Any]) -> tuple[bool, str]:
     if rc != 0:
         raise StepError(scrub(f"`docker compose … -p {inv['project']} up` failed: "
                               f"{compose.last_line(err)}", secrets))
-    recreated = bool(before) and _refresh_fl_client(spec, inv, secrets)
+    if not before:  # `up` created the project's containers: no second look needed to say so
+        return True, f"project {inv['project']} is up"
+    recreated = _refresh_fl_client(spec, inv, secrets)
     after = _snapshot(inv, spec["trust_dir"])
     note = " (FL client recreated on its new kit)" if recreated else ""
     return before != after, f"project {inv['project']} is up{note}"
@@ -444,6 +446,7 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
     # first authentication within one poll of starting, and each look is two CLI calls.
     interval = float(spec.get("interval_seconds", 2))
     pause = min(0.5, interval)
+    logs = [*inv["argv"], "logs", "--no-color", "--no-log-prefix", service]
     while True:
         rc, out, _err = compose.run([*inv["argv"], "ps", "--format", "json", "-a", service],
                                    env=inv["env"], cwd=spec["trust_dir"], timeout=60)
@@ -452,12 +455,12 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
         except ValueError:
             rows = []
         running = any(str(r.get("State", "")).lower() == "running" for r in rows)
-        rc, out, _ = compose.run([*inv["argv"], "logs", "--no-color", "--no-log-prefix",
-                                    service], env=inv["env"], cwd=spec["trust_dir"], timeout=60)
+        rc, out, _ = compose.run(logs, env=inv["env"], cwd=spec["trust_dir"], timeout=60)
         evidence, rejected = compose.trust_api_evidence(out if rc == 0 else "",
                                                         spec["log_lines"])
         name = evidence["authenticated_as"]
         if name == want and running and not rejected:
+            compose.learn("output", *logs, value=out)  # the run's closing facts read these
             return False, f"trust-api authenticated to the hub as {name!r} ({evidence['trust_id']})"
         if name and name != want:
             raise StepError(f"trust-api authenticated to the hub as {name!r}, not {want!r}: "
@@ -478,8 +481,8 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
         pause = min(pause * 2, interval)
 
 
-# The steps by name (model/actions.py KINDS' host_step), for the module that runs several
-# of one host's steps in one invocation (runner.run_steps).
+# The steps by name (model/actions.py KINDS' host_step), for the runner's entries and its
+# `steps` entry, which runs several of one host's steps in one program run (run_steps).
 STEPS = {
     "provision": provision,
     "deploy_release": deploy_release,
