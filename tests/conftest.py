@@ -67,3 +67,17 @@ def ssh_hosts() -> Iterator[Callable[[int], SshHosts]]:
             problems.append(str(exc))
         problems += hosts.leftovers()
     assert not problems, f"SSH hosts left behind: {problems}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first (a stable sort, so each module's order holds): whole applies of
+    a minute or two must not be the last thing one worker runs while the others idle; the
+    many short tests fill the end instead."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per core, plus one. The slow tests wait on their subprocesses
+    (Ansible, sshd, the stand-in hub's waits) a fifth of the time; a third worker on two
+    cores fills it (10:32 -> see benchmarks/RESULTS.md)."""
+    return (os.cpu_count() or 1) + 1
