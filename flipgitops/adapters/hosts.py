@@ -65,6 +65,7 @@ from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import image_tag
 from flipgitops.model.observed import ObservedContainer, ObservedHost
 from flipgitops.reconcilers import ansible as content
+from flipgitops.reconcilers.ansible.flipgitops_host.masking import leaves
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class AnsibleHosts:
         calls, problems = _calls(((task.target, task.input) for task in tasks),
                                  lambda t, step_input: build.host_call(kind, t, step_input))
         results = {t: HostResult(t, False, False, why) for t, why in problems.items()}
-        secrets = [v for c in calls.values() for v in _leaves(c.secret)]
+        secrets = [v for c in calls.values() for v in leaves(c.secret)]
         for trust, outcome in self._run(step, calls, cancel=cancel).items():
             results[trust] = _result(kind, trust, outcome, secrets)
         return results
@@ -248,7 +249,7 @@ class AnsibleHosts:
                 # non-secret leaves (an FL kit file's mode "0600") would otherwise blank
                 # the other steps' messages.
                 secret_parts.setdefault(trust, {})[s.key] = json.dumps(secret)
-                own_secrets[s.key] = list(_leaves(secret))
+                own_secrets[s.key] = list(leaves(secret))
         calls = {trust: _Call(targets[trust], build.STEPS_STEP, {"steps": items},
                               secret_parts.get(trust))
                  for trust, items in per_host.items()}
@@ -619,17 +620,6 @@ def _reason(res: Mapping[str, Any]) -> str:
     if stderr:
         parts.append(stderr.splitlines()[-1])
     return "; ".join(p for p in parts if p)[:500]
-
-
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _leaves(v)
 
 
 def _mask(text: str, secrets: Sequence[str]) -> str:

@@ -25,7 +25,6 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -54,17 +53,6 @@ KILL_POINTS = (
 def box(moto: MotoServer, tmp_path: Path) -> Iterator[Sandbox]:
     with sandbox(tmp_path / "world", trusts=TRUSTS, moto=moto) as world:
         yield world
-
-
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
 
 
 def _secret_values(box: Sandbox) -> dict[str, str]:

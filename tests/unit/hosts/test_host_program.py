@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flipgitops.reconcilers.ansible import host_program
-from flipgitops.reconcilers.ansible.flipgitops_host import compose, runner, steps
+from flipgitops.reconcilers.ansible.flipgitops_host import compose, masking, runner, steps
 
 HOST_PACKAGE = Path(host_program.__file__).parent / "flipgitops_host"
 
@@ -123,7 +123,7 @@ def test_secret_values_are_masked_in_everything_a_run_returns(
     assert got == {"failed": True, "changed": False,
                    "msg": "compose said: bad key ******** for mode ********"}
     # a `steps` run's parts are one JSON string each: only the whole string is a leaf
-    assert runner.secret_values({"w": json.dumps({"mode": "0600"})}) == ['{"mode": "0600"}']
+    assert masking.secret_values({"w": json.dumps({"mode": "0600"})}) == ['{"mode": "0600"}']
 
 
 def test_values_read_for_the_controller_are_never_masked(

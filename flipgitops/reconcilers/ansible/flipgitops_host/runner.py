@@ -21,13 +21,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import compose, facts, fsutil, stack, steps
+from .masking import mask, secret_values
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
 
-MASK = "********"
-# Shorter leaves are not masked (the controller's rule too, adapters/hosts.py `_mask`).
-MIN_MASKED = 4
 _ERRORS = (steps.StepError, fsutil.HostFileError, stack.StackError)
 
 
@@ -154,36 +152,3 @@ ENTRIES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 # Result keys that go to the controller over the channel only, never masked (they ARE the
 # secret values a step read for it) and never back to Ansible (the action plugin).
 CHANNEL_ONLY = ("secrets",)
-
-
-def secret_values(secret: Any) -> list[str]:
-    """The strings to mask: the leaves of ``secret``, as AnsibleModule's ``no_log`` did (a
-    `steps` run's parts are one JSON string each, so one step's non-secret leaves, an FL
-    kit file's mode, never blank another step's message)."""
-    return sorted({s for s in _leaves(secret) if len(s) >= MIN_MASKED}, key=len, reverse=True)
-
-
-def mask(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every occurrence of each of ``secrets`` in its strings replaced."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for s in secrets:
-            value = value.replace(s, MASK)
-        return value
-    if isinstance(value, dict):
-        return {k: mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [mask(v, secrets) for v in value]
-    return value
-
-
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _leaves(v)

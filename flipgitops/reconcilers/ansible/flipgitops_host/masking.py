@@ -1,0 +1,47 @@
+"""Masking secret values in what a host program returns (what AnsibleModule's ``no_log``
+did), and walking a value's string leaves, which the controller's masking uses too
+(adapters/hosts.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MASK = "********"
+# Shorter leaves are not masked (the controller's rule too, adapters/hosts.py `_mask`).
+MIN_MASKED = 4
+
+
+def secret_values(secret: Any) -> list[str]:
+    """The strings to mask: the leaves of ``secret``, as AnsibleModule's ``no_log`` did (a
+    `steps` run's parts are one JSON string each, so one step's non-secret leaves, an FL
+    kit file's mode, never blank another step's message)."""
+    return sorted({s for s in leaves(secret) if len(s) >= MIN_MASKED}, key=len, reverse=True)
+
+
+def mask(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every occurrence of each of ``secrets`` in its strings replaced."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask(v, secrets) for v in value]
+    return value
+
+
+def leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from leaves(v)
