@@ -1,4 +1,4 @@
-"""What flip_trust_facts reports about an onboarded host, and about each way it can drift.
+"""What the host program's facts report about an onboarded host, and each way it can drift.
 
 One host is onboarded for the module (the stand-in FLIP runs its stack); each test changes
 one thing the way an operator or an incident would, gathers facts in one real run, checks

@@ -1,4 +1,4 @@
-"""Everything flipgitops observes on one trust host, in one pass (the flip_trust_facts module).
+"""Everything flipgitops observes on one trust host, in one pass (the host program's `facts` entry).
 
 The result has the shape of `flipgitops.model.observed.ObservedHost` without `trust` and
 `reachable` (the controller validates it into that model, so a key the model does not know
