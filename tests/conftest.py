@@ -69,27 +69,11 @@ def ssh_hosts() -> Iterator[Callable[[int], SshHosts]]:
     assert not problems, f"SSH hosts left behind: {problems}"
 
 
-# The slowest modules, slowest first (one to two minutes a test on 2 cores; `--durations`
-# in CI's log), started before the other slow tests.
-LONGEST_FIRST = ("tests/reliability/test_registry_crashes.py", "tests/e2e/test_adopt.py",
-                 "tests/security/test_sigkill_secrets.py", "tests/e2e/test_demo.py",
-                 "tests/e2e/test_database_recreation_e2e.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest tests first, then the other slow ones, then the fast (a stable sort, so
-    each module's order holds). With `--dist load --maxschedchunk 2` (addopts) the workers
-    take tests in this order as they free up, so a whole apply of a minute or two is never
-    the last thing one worker runs while the others idle: the many short tests fill the end.
-    (worksteal hands each worker a contiguous third of the list first, which left the crash
-    matrix to start after 9 minutes.)"""
-    def rank(item: pytest.Item) -> tuple[bool, int]:
-        module = item.nodeid.split("::", 1)[0]
-        slow = item.get_closest_marker("slow") is not None
-        return not slow, (LONGEST_FIRST.index(module) if module in LONGEST_FIRST
-                          else len(LONGEST_FIRST))
-
-    items.sort(key=rank)
+    """The slow tests first (a stable sort, so each module's order holds): whole applies of
+    a minute or two must not be the last thing one worker runs while the others idle; the
+    many short tests fill the end instead."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
