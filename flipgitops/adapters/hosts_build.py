@@ -37,7 +37,7 @@ from flipgitops.engine.ports_hosts import (
     StepInput,
     VerifyInput,
 )
-from flipgitops.model.actions import ActionKind
+from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import (
     COMMON_COMPOSE_FILE,
     FL_CLIENT_SERVICE,
@@ -97,18 +97,6 @@ STATE_SUBDIR = ".flipgitops"  # flipgitops' markers on the host, outside FLIP's 
 DEFAULT_EGRESS_PROBE = "https://checkip.amazonaws.com"
 VERIFY_INTERVAL_SECONDS = 2.0
 
-# The host program's entry for each host kind: the step's own name (runner.ENTRIES), which
-# is also its playbook's `step:`.
-ENTRIES: dict[ActionKind, str] = {
-    kind: step for kind, step in (
-        (ActionKind.HOST_PROVISION, "provision"),
-        (ActionKind.HOST_DEPLOY_RELEASE, "deploy_release"),
-        (ActionKind.HOST_WRITE_KIT_FILE, "write_kit_file"),
-        (ActionKind.HOST_DELIVER_FL_KIT, "deliver_fl_kit"),
-        (ActionKind.HOST_START_STACK, "start_stack"),
-        (ActionKind.HOST_STOP_STACK, "stop_stack"),
-        (ActionKind.HOST_VERIFY, "verify"))
-}
 FACTS_STEP = "facts"
 # adopt: the host -> controller direction of secrets (read_kit_secrets.yml, no_log).
 READ_SECRETS_STEP = "read_kit_secrets"
@@ -289,8 +277,9 @@ def _pack(data: bytes) -> str:
 
 def host_call(kind: ActionKind, target: HostTarget, step: StepInput
                 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
-    """(module, spec, secret) of one host's step; ``secret`` is None for steps without keys."""
-    if kind not in ENTRIES:
+    """(entry, spec, secret) of one host's step; ``secret`` is None for steps without keys."""
+    entry = KINDS[kind].host_step  # the host program's entry: the step's own name
+    if entry is None:
         raise BuildError(f"{kind} is not a host step")
     spec = base_spec(target)
     secret: dict[str, Any] | None = None
@@ -337,7 +326,7 @@ def host_call(kind: ActionKind, target: HostTarget, step: StepInput
                     interval_seconds=VERIFY_INTERVAL_SECONDS, log_lines=log_lines())
     else:
         raise BuildError(f"{target.trust}: {kind} was given a {type(step).__name__}")
-    return ENTRIES[kind], spec, secret
+    return entry, spec, secret
 
 
 # --- inventory ---------------------------------------------------------------------------------

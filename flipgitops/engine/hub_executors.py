@@ -18,9 +18,9 @@ FLIP files each procedure follows (`londonaicentre/FLIP`, see /docs/flip-contrac
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -195,9 +195,13 @@ def register_trusts(ctx: ExecContext, actions: Sequence[Action]) -> dict[str, Ou
     for and judged side by side (`side_by_side`), so N registrations cost about one task's
     time, not N. FLIP claims a slot with `SELECT … FOR UPDATE SKIP LOCKED` (register_trust's
     _claim_free_slot), so concurrent registrations never share one; starting them in order
-    lets them claim slots in that order, as register-trusts.sh run trust by trust would. A
-    failure fails its own trust only."""
-    earlier = _EarlierTasks(ctx)
+    lets them claim slots in that order, as register-trusts.sh@03bb6813 does (one kit after
+    another, each task waited for before the next starts; the demo's test fails when the
+    order is lost). A failure fails its own trust only."""
+    # The register_trust tasks still running when the wave began (an earlier run's), listed
+    # once for the wave when a trust first needs them: the tasks this wave starts are its
+    # own, and each trust looks only for its own parameter.
+    earlier = functools.cache(lambda: ctx.ports.hub.running_tasks(REGISTER_STARTED_BY))
 
     def start(action: Action) -> Outcome | tuple[Action, RegisterParams, TaskInfo]:
         try:
@@ -229,24 +233,8 @@ def register_trusts(ctx: ExecContext, actions: Sequence[Action]) -> dict[str, Ou
     return out
 
 
-class _EarlierTasks:
-    """The register_trust tasks still running when this wave began (an earlier run's),
-    listed once for the whole wave, when a trust first needs them: the tasks this wave
-    starts are its own, and each trust looks only for its own parameter."""
-
-    def __init__(self, ctx: ExecContext) -> None:
-        self._ctx = ctx
-        self._lock = threading.Lock()
-        self._tasks: list[TaskInfo] | None = None
-
-    def matching(self, parameter: str) -> list[TaskInfo]:
-        with self._lock:
-            if self._tasks is None:
-                self._tasks = list(self._ctx.ports.hub.running_tasks(REGISTER_STARTED_BY))
-            return [t for t in self._tasks if parameter in t.command]
-
-
-def _start_registration(ctx: ExecContext, action: Action, earlier: _EarlierTasks
+def _start_registration(ctx: ExecContext, action: Action,
+                        earlier: Callable[[], Sequence[TaskInfo]]
                         ) -> Outcome | tuple[RegisterParams, TaskInfo]:
     """The outcome when nothing needs waiting for, else the task to wait for (started now,
     or by an earlier run: a second one would overwrite its kit)."""
@@ -280,7 +268,7 @@ def _start_registration(ctx: ExecContext, action: Action, earlier: _EarlierTasks
     kits = parse_ephemeral(hub.read_parameter(p.ephemeral_parameter))
     task: TaskInfo | None = None
     if kits is None or kits == []:
-        running = earlier.matching(p.ephemeral_parameter)
+        running = [t for t in earlier() if p.ephemeral_parameter in t.command]
         if ctx.dry_run:
             return Outcome(True, True, (
                 f"would wait for the register_trust task {running[0].task_id} already "

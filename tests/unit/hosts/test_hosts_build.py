@@ -70,7 +70,6 @@ def test_every_host_kind_has_a_host_entry_and_a_playbook() -> None:
     for kind in HOST_KINDS:
         step = KINDS[kind].host_step
         assert (root / "playbooks" / f"{step}.yml").is_file(), step
-        assert build.ENTRIES[kind] == step, kind
         assert step in runner.ENTRIES, kind
     for step in (build.FACTS_STEP, build.READ_SECRETS_STEP, build.STEPS_STEP):
         assert (root / "playbooks" / f"{step}.yml").is_file(), step

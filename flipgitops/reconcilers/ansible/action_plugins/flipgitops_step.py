@@ -25,14 +25,10 @@ from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 
 from flipgitops.adapters.hosts_channel import ChannelError, fetch, put
 from flipgitops.reconcilers.ansible import host_program
+from flipgitops.reconcilers.ansible.flipgitops_host.masking import CHANNEL_ONLY
 
 # Result keys the parent may read; anything else a program returns is dropped.
-_KEEP = ("changed", "failed", "msg", "facts", "facts_error", "steps", "rc", "path",
-         "details")
-# Result keys that go to the parent over the channel ONLY (secret values a host step read
-# for the controller, e.g. read_kit_secrets): removed from what Ansible receives, so no
-# event, callback or artifact ever holds them, whatever the task's no_log says.
-_CHANNEL_ONLY = ("secrets",)
+_KEEP = ("changed", "failed", "msg", "facts", "facts_error", "steps")
 _DISCOVERED = "discovered_interpreter_python"
 
 
@@ -62,7 +58,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         answer = host_program.answer(int(ran.get("rc") or 0), str(ran.get("stdout") or ""),
                                      str(ran.get("stderr") or ""))
         ran.clear()
-        private = {k: answer.pop(k) for k in _CHANNEL_ONLY if k in answer}
+        # never in what Ansible receives (events, callbacks, artifacts), whatever no_log says
+        private = {k: answer.pop(k) for k in CHANNEL_ONLY if k in answer}
         kept = {k: answer[k] for k in _KEEP if k in answer}
         answer.clear()
         try:

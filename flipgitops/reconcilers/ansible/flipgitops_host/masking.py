@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 MASK = "********"
+# Result keys that go to the controller over the channel only, never masked (they ARE the
+# secret values a step read for it) and never back to Ansible (the action plugin).
+CHANNEL_ONLY = ("secrets",)
 # Shorter leaves are not masked (the controller's rule too, adapters/hosts.py `_mask`).
 MIN_MASKED = 4
 

@@ -21,7 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import compose, facts, fsutil, stack, steps
-from .masking import mask, secret_values
+from .masking import CHANNEL_ONLY, mask, secret_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -149,6 +149,3 @@ ENTRIES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "read_kit_secrets": run_read,
     "steps": run_steps,
 }
-# Result keys that go to the controller over the channel only, never masked (they ARE the
-# secret values a step read for it) and never back to Ansible (the action plugin).
-CHANNEL_ONLY = ("secrets",)
