@@ -80,6 +80,60 @@ class _Heard:
         return self.app(environ, start_response)
 
 
+def _remember_backends(dispatcher: Any) -> None:
+    """Look up each Host header's backend once, not on every request.
+
+    moto's dispatcher (`DomainDispatcherApplication.get_backend_for_host`) lists its own
+    package directory and stats each of its ~170 entries, then tries its URL patterns, on
+    every request, twice for one sent to 127.0.0.1 (once for that host, once for the host
+    it infers from the signature): ~5 ms a request, a tenth of the sandbox's moto time. The
+    answer depends on the host name alone (moto's modules and patterns do not change while
+    it runs), so it is kept per host; moto's own lock already serialises the calls.
+    """
+    lookup = getattr(dispatcher, "get_backend_for_host", None)
+    if lookup is None:  # not the dispatcher this was written against: leave it alone
+        return
+    known: dict[str | None, Any] = {}
+
+    def backend_for_host(host: str | None) -> Any:
+        if host not in known:
+            known[host] = lookup(host)
+        return known[host]
+
+    dispatcher.get_backend_for_host = backend_for_host
+
+
+_LOADERS: dict[str | None, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def share_model_loader() -> None:
+    """One botocore model loader per process, shared by every session made in it.
+
+    botocore gives each new Session its own `Loader`, whose cache of parsed service models
+    dies with the session. A flipgitops command makes one session; the sandbox and the tests
+    make many in one process (the seed, the stand-in hub, each test's `Clients` and
+    operator reads), and every one of them parsed EC2's 550 KB gzipped model again, ~0.1
+    CPU-s a time, ~40 CPU-s over the suite. The models are read-only once loaded, so the
+    loader (per AWS_DATA_PATH) is shared. Called by `moto_server`: sandbox processes only.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    made = botocore.loaders.create_loader
+    if getattr(botocore.session.create_loader, "shared", False):
+        return
+
+    def create_loader(search_path_string: str | None = None) -> Any:
+        with _LOADERS_LOCK:
+            if search_path_string not in _LOADERS:
+                _LOADERS[search_path_string] = made(search_path_string)
+            return _LOADERS[search_path_string]
+
+    create_loader.shared = True  # type: ignore[attr-defined]
+    botocore.session.create_loader = create_loader
+
+
 @contextmanager
 def moto_server() -> Iterator[MotoServer]:
     """Start a ThreadedMotoServer on 127.0.0.1:<free port>; stop it on exit."""
@@ -91,6 +145,7 @@ def moto_server() -> Iterator[MotoServer]:
     # the sandbox describes images, so it is skipped unless the caller asked for it. moto
     # reads the variable when it builds a backend, in this process (its server is a thread).
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    share_model_loader()
 
     from moto.server import ThreadedMotoServer
 
@@ -103,6 +158,7 @@ def moto_server() -> Iterator[MotoServer]:
     with _LISTENERS_LOCK:
         _LISTENERS[handle.url] = []
     if wsgi is not None:
+        _remember_backends(wsgi.app)
         wsgi.app = _Heard(wsgi.app, handle.url)
     try:
         yield handle
