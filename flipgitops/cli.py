@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from flipgitops.errors import FlipGitopsError, ManifestError
+from flipgitops.gc_thresholds import collect_rarely
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -484,6 +485,7 @@ def demo(keep: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: click's usage errors exit 64 instead of 2 (2 means changes)."""
+    collect_rarely()  # before the command's imports: flipgitops/gc_thresholds.py
     try:
         cli.main(args=argv, prog_name="flipgitops", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from flipgitops.gc_thresholds import collect_rarely
 from flipgitops.sandbox.moto_server import SANDBOX_ENV, MotoServer, moto_server
 from tests.sshhosts import SshHosts, SshHostsError, skip_or_fail, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Each xdist worker builds and keeps a large heap (moto's backends and models, botocore's,
+# every test module) and churns through short-lived objects on top of it; CPython's default
+# thresholds walk that heap in a full collection every ~70,000 net allocations. The CLI's
+# thresholds (flipgitops/gc_thresholds.py) suit them too.
+collect_rarely()
 
 # Hypothesis profiles: `dev` (default, quick) and `ci` (1,000 examples; .ci/run selects it).
 _PROFILE = {

@@ -34,7 +34,9 @@ STDERR_TAIL = 400
 
 BOOT = r'''
 def _flipgitops_main():
-    import base64, json, os, sys, traceback, zlib
+    import gc
+    gc.set_threshold(100000, 50, 100)  # a short run: few cycles, no full collections
+    import base64, json, os, sys, zlib
     from importlib.machinery import ModuleSpec
 
     def unpack(blob):
@@ -68,6 +70,7 @@ def _flipgitops_main():
         from flipgitops_host import runner
         result = runner.run(request)
     except BaseException as exc:
+        import traceback
         frame = traceback.extract_tb(exc.__traceback__)[-1:]
         where = " at %s:%s" % (frame[0].filename, frame[0].lineno) if frame else ""
         msg = "the host program crashed: %s: %s%s" % (type(exc).__name__, exc, where)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import os
 import selectors
 import signal
@@ -42,6 +43,7 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
+from flipgitops.gc_thresholds import collect_rarely
 from flipgitops.sandbox.flip import docker_client, processes
 
 MODULE = "flipgitops.sandbox.flip.cli_server"
@@ -283,6 +285,11 @@ def _same_namespaces(pid: int) -> bool:
 
 def serve(path: str) -> int:
     _preload()
+    # What the forks inherit stays shared: a collection in a fork writes to the header of
+    # every object it walks, copying the server's pages one by one (gc.freeze's docs), and
+    # a command is too short to need one (flipgitops/gc_thresholds.py).
+    gc.freeze()
+    collect_rarely()
     server = _Server(path)
     server.bind()
     print("ready", flush=True)
