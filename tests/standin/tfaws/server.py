@@ -172,6 +172,9 @@ class TlsFront:
         self.backend_port = backend_port
         self.loop = asyncio.new_event_loop()
         self.port = 0
+        self._open = 0  # connections still being piped (the event loop's thread only)
+        self._drained = threading.Event()
+        self._drained.set()
         ready = threading.Event()
         threading.Thread(target=self._run, args=(ready,), daemon=True).start()
         ready.wait(10)
@@ -186,7 +189,23 @@ class TlsFront:
         ready.set()
         self.loop.run_forever()
 
+    def drain(self, timeout: float) -> None:
+        """Wait until every connection has been piped to its end: the answer to Shutdown
+        (and the server's GOAWAY) still has to cross this front after the gRPC server has
+        stopped, and the process must not exit with them in a daemon thread."""
+        self._drained.wait(timeout)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
+        self._drained.clear()
+        try:
+            await self._pipe(reader, writer)
+        finally:
+            self._open -= 1
+            if not self._open:
+                self._drained.set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
         except OSError:
@@ -219,6 +238,7 @@ def serve(environ: dict[str, str] | os._Environ[str], out: Any = None) -> int:
     server.start()
     client_pem = environ.get("PLUGIN_CLIENT_CERT", "").encode()
     der: bytes | None = None
+    front: TlsFront | None = None
     if client_pem:  # AutoMTLS (Terraform's default; TF_DISABLE_PLUGIN_TLS turns it off)
         front = TlsFront(port, client_pem)
         port, der = front.port, front.der
@@ -229,6 +249,8 @@ def serve(environ: dict[str, str] | os._Environ[str], out: Any = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     server.stop(grace=0.5).wait()
+    if front is not None:
+        front.drain(timeout=2.0)
     return 0
 
 

@@ -353,6 +353,7 @@ def start_stack(spec: Mapping[str, Any]) -> tuple[bool, str]:
         raise StepError(scrub(f"`docker compose … -p {inv['project']} up` failed: "
                               f"{compose.last_line(err)}", secrets))
     if not before:  # `up` created the project's containers: no second look needed to say so
+        compose.learn("created", inv["project"])  # verify: nothing to read in their logs yet
         return True, f"project {inv['project']} is up"
     recreated = _refresh_fl_client(spec, inv, secrets)
     after = _snapshot(inv, spec["trust_dir"])
@@ -447,6 +448,10 @@ def verify(spec: Mapping[str, Any]) -> tuple[bool, str]:
     interval = float(spec.get("interval_seconds", 2))
     pause = min(0.5, interval)
     logs = [*inv["argv"], "logs", "--no-color", "--no-log-prefix", service]
+    if compose.known("created", inv["project"]):
+        # start_stack created the containers moments ago, in this run: a trust-api that has
+        # not yet polled the hub once has no line to find, so the first look waits too.
+        time.sleep(pause)
     while True:
         rc, out, _err = compose.run([*inv["argv"], "ps", "--format", "json", "-a", service],
                                    env=inv["env"], cwd=spec["trust_dir"], timeout=60)
