@@ -8,8 +8,9 @@ this project's 2-core machine (those imports and ten AWS clients: 1.47-1.67 CPU-
 defaults, 1.16-1.33 with these). What a command makes holds few cycles, so it collects
 rarely; the memory a cycle holds is freed at the next collection or at exit.
 
-The CLI (`flipgitops.cli.main`), the tests' workers (tests/conftest.py) and the sandbox's
-stand-in container-CLI server (before it forks) set them.
+The CLI (`flipgitops.cli.main`), the host program's bootstrap (sent to it by
+reconcilers/ansible/host_program.py), the tests' workers (tests/conftest.py) and the
+sandbox's stand-in container-CLI server (before it forks) set them.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ argument passing and ``no_log`` masking, which `flipgitops_host/runner.py` does 
 Ansible stays what it is good at: inventory, connection (local, ssh with its control
 master), become, forks, unreachable hosts, events.
 
-The program: `BOOT` below, preceded by two literals, the `flipgitops_host` sources and the
-request ``{"entry", "args"}``, each JSON, zlib-compressed and base64-encoded. The action
+The program: `BOOT` below, preceded by three literals: the collector's thresholds
+(`flipgitops/gc_thresholds.py`), then the `flipgitops_host` sources and the request
+``{"entry", "args"}``, each JSON, zlib-compressed and base64-encoded. The action
 plugin pipes it to ``<python> -I -S -`` on the host (`COMMAND_FLAGS`): stdin only, so the
 secrets a request may carry (kit files, FL kit keys) are never in a file on the host or the
 controller, nor in an argument list. The bootstrap imports the package from memory (no
@@ -27,6 +28,8 @@ import zlib
 from importlib.resources import files
 from typing import Any
 
+from flipgitops.gc_thresholds import GC_THRESHOLDS
+
 PACKAGE = "flipgitops_host"  # the package's name on the host
 SOURCE_PACKAGE = "flipgitops.reconcilers.ansible.flipgitops_host"
 COMMAND_FLAGS = ("-I", "-S", "-")  # isolated, no site-packages, program on stdin
@@ -35,7 +38,7 @@ STDERR_TAIL = 400
 BOOT = r'''
 def _flipgitops_main():
     import gc
-    gc.set_threshold(100000, 50, 100)  # a short run: few cycles, no full collections
+    gc.set_threshold(*_GC_THRESHOLDS)  # a short run: few cycles (gc_thresholds.py)
     import base64, json, os, sys, zlib
     from importlib.machinery import ModuleSpec
 
@@ -99,8 +102,13 @@ def sources() -> str:
 
 def program(entry: str, args: dict[str, Any]) -> bytes:
     """The whole program for one host run of ``entry`` (a step, `facts`, `steps`, …)."""
-    text = (f"_SOURCES = {sources()!r}\n"
-            f"_REQUEST = {_pack({'entry': entry, 'args': args})!r}\n{BOOT}")
+    return assemble(sources(), {"entry": entry, "args": args})
+
+
+def assemble(packed_sources: str, request: dict[str, Any]) -> bytes:
+    """The program text around already packed sources (`sources`, or a test's own)."""
+    text = (f"_GC_THRESHOLDS = {GC_THRESHOLDS!r}\n_SOURCES = {packed_sources!r}\n"
+            f"_REQUEST = {_pack(request)!r}\n{BOOT}")
     return text.encode("ascii")
 
 

@@ -68,8 +68,7 @@ def test_the_host_code_parses_as_python_3_7() -> None:
 def _custom_program(runner_source: str, request: dict[str, Any]) -> bytes:
     """The real bootstrap with a one-module package of the test's own."""
     sources = {"flipgitops_host": "", "flipgitops_host.runner": runner_source}
-    return (f"_SOURCES = {host_program._pack(sources)!r}\n"
-            f"_REQUEST = {host_program._pack(request)!r}\n{host_program.BOOT}").encode()
+    return host_program.assemble(host_program._pack(sources), request)
 
 
 def test_nothing_a_step_or_its_children_print_corrupts_the_answer() -> None:
