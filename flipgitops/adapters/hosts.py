@@ -65,7 +65,7 @@ from flipgitops.model.actions import KINDS, ActionKind
 from flipgitops.model.flip import image_tag
 from flipgitops.model.observed import ObservedContainer, ObservedHost
 from flipgitops.reconcilers import ansible as content
-from flipgitops.reconcilers.ansible.flipgitops_host.masking import leaves
+from flipgitops.reconcilers.ansible.flipgitops_host.masking import SCRUBBED, leaves, scrub
 
 log = logging.getLogger(__name__)
 
@@ -623,13 +623,12 @@ def _reason(res: Mapping[str, Any]) -> str:
 
 
 def _mask(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "****")
+    text = scrub(text, secrets)
     for secret in secrets:  # a line of a multi-line secret (a kit file, a key)
         for line in secret.splitlines():
             value = line.partition("=")[2] if "=" in line else line
             if len(value) >= 8:
-                text = text.replace(value, "****")
+                text = text.replace(value, SCRUBBED)
     return text
 
 

@@ -1,13 +1,13 @@
 """Masking secret values in what a host program returns (what AnsibleModule's ``no_log``
-did), and walking a value's string leaves, which the controller's masking uses too
-(adapters/hosts.py)."""
+did), scrubbing them from a message, and walking a value's string leaves; the controller's
+masking (adapters/hosts.py `_mask`) uses the last two too."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 MASK = "********"
 # Result keys that go to the controller over the channel only, never masked (they ARE the
@@ -15,6 +15,7 @@ MASK = "********"
 CHANNEL_ONLY = ("secrets",)
 # Shorter leaves are not masked (the controller's rule too, adapters/hosts.py `_mask`).
 MIN_MASKED = 4
+SCRUBBED = "****"
 
 
 def secret_values(secret: Any) -> list[str]:
@@ -22,6 +23,14 @@ def secret_values(secret: Any) -> list[str]:
     `steps` run's parts are one JSON string each, so one step's non-secret leaves, an FL
     kit file's mode, never blank another step's message)."""
     return sorted({s for s in leaves(secret) if len(s) >= MIN_MASKED}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret value in it replaced, the longest first (so a value that
+    contains another is replaced whole); values shorter than `MIN_MASKED` are left."""
+    for value in sorted({s for s in secrets if len(s) >= MIN_MASKED}, key=len, reverse=True):
+        text = text.replace(value, SCRUBBED)
+    return text
 
 
 def mask(value: Any, secrets: list[str]) -> Any:

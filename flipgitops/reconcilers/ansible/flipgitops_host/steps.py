@@ -16,19 +16,14 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from . import compose, facts, flkit, fsutil, kitfile, stack, tree
+from .masking import scrub
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 
 class StepError(Exception):
     """A step that cannot do what it must (the message says what and how to fix it)."""
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(value, "****")
-    return text
 
 
 def _ids(spec: Mapping[str, Any], key: str) -> tuple[int | None, int | None]:
